@@ -111,10 +111,15 @@ RowThunk = tuple[str, Callable[[ImageCheck], PreferenceExample]]
 def _collect(rows: Iterator[RowThunk], path: str, skip_invalid: bool, check_images: ImageCheck) -> PreferenceData:
     report = LoadReport(path=path)
     examples = []
+    seen: dict[str, str] = {}
     for location, build in rows:
         report.rows_read += 1
         try:
-            examples.append(build(check_images))
+            example = build(check_images)
+            if example.id in seen:  # ids key the corrupted image and cached reference log-probs
+                raise DataError(location, "id", f"{example.id!r} is already used at {seen[example.id]}", "duplicate_id")
+            seen[example.id] = location
+            examples.append(example)
         except DataError as err:
             if not skip_invalid:
                 raise

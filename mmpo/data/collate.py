@@ -1,0 +1,155 @@
+"""Turns preference rows into one model batch.
+
+Layout of a batch of B rows (N sequences):
+
+    [0, B)    prompt + chosen    under the real image(s)
+    [B, 2B)   prompt + rejected  under the real image(s)
+    [2B, 3B)  prompt + chosen    under the corrupted image m′   (only when CoPO needs it)
+
+Every sequence is ``prompt tokens (image tokens expanded by the processor) + response
+tokens``, right-padded. ``response_mask`` marks the response tokens whose log-probs count.
+
+Truncation rule: the prompt is never cut (that could cut image tokens or the question);
+the response is cut from its end to fit ``max_length``. A row whose prompt alone is longer
+than ``max_prompt_length`` (or leaves no room for a response) is an error naming the row.
+
+m′ is a deterministic function of (seed, row id, epoch), so the policy and reference
+passes, which both read this batch, see the very same corrupted pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from PIL import Image
+
+from mmpo.data.corrupt import CorruptionConfig, corrupt_image
+from mmpo.data.images import load_image
+from mmpo.data.schema import DataError, PreferenceExample
+
+TEXT_KEYS = ("input_ids", "attention_mask")
+
+
+@dataclass
+class PreferenceCollator:
+    """Callable ``rows -> batch``; ``epoch`` is advanced by the trainer each epoch.
+
+    ``no_image`` drops the images altogether (the paper's "DPO (No Image)" ablation);
+    ``corruption=None`` skips the corrupted-image sequences.
+    """
+
+    processor: Any
+    corruption: CorruptionConfig | None = None
+    no_image: bool = False
+    max_length: int = 2048
+    max_prompt_length: int | None = None
+    epoch: int = 0
+    other_images: dict[str, Callable[[], Image.Image]] = field(default_factory=dict)
+
+    def __call__(self, rows: list[PreferenceExample]) -> dict[str, Any]:
+        real = [self._images(row) for row in rows]
+        chosen = [self._response_ids(row, row.chosen) for row in rows]
+        rejected = [self._response_ids(row, row.rejected) for row in rows]
+        prompt_real = self._encode_prompts(rows, real)
+        groups = [(prompt_real, chosen), (prompt_real, rejected)]
+        if self.corruption is not None and not self.no_image:
+            corrupted = [self._corrupted(row, imgs) for row, imgs in zip(rows, real)]
+            groups.append((self._encode_prompts(rows, corrupted), chosen))
+        batch = self._assemble(rows, groups)
+        batch["row_ids"] = [row.id for row in rows]
+        return batch
+
+    # -- pieces --------------------------------------------------------------------------
+    def _images(self, row: PreferenceExample) -> list[Image.Image]:
+        if self.no_image:
+            return []
+        return [load_image(src, row.source, "image") for src in row.images]
+
+    def _corrupted(self, row: PreferenceExample, images: list[Image.Image]) -> list[Image.Image]:
+        if row.rejected_images:  # an explicit negative image from the data wins
+            return [load_image(src, row.source, "rejected_image") for src in row.rejected_images]
+        pool = list(self.other_images)
+        load_other = lambda row_id: self.other_images[row_id]()  # noqa: E731
+        return [
+            corrupt_image(img, self.corruption, f"{row.id}#{i}" if i else row.id, self.epoch, pool, load_other)
+            for i, img in enumerate(images)
+        ]
+
+    def _messages(self, row: PreferenceExample) -> list[dict]:
+        n_images = 0 if self.no_image else len(row.images)
+        content = [{"type": "image"}] * n_images + [{"type": "text", "text": row.prompt}]
+        return [{"role": "user", "content": content}]
+
+    def _prompt_text(self, row: PreferenceExample) -> str:
+        return self.processor.apply_chat_template(self._messages(row), add_generation_prompt=True, tokenize=False)
+
+    def _response_ids(self, row: PreferenceExample, response: str) -> list[int]:
+        """Tokens of the assistant turn as the chat template writes it (response plus the
+        template's end-of-turn marker), tokenized on their own."""
+        messages = self._messages(row) + [{"role": "assistant", "content": [{"type": "text", "text": response}]}]
+        prompt = self._prompt_text(row)
+        full = self.processor.apply_chat_template(messages, tokenize=False)
+        tokenizer = self.processor.tokenizer
+        text = full[len(prompt):] if full.startswith(prompt) else response + (tokenizer.eos_token or "")
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _encode_prompts(self, rows: list[PreferenceExample], images: list[list[Image.Image]]) -> dict[str, Any]:
+        texts = [self._prompt_text(row) for row in rows]
+        if self.no_image:
+            encoded = self.processor.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+        else:
+            encoded = self.processor(text=texts, images=images, padding=True, return_tensors="pt")
+        ids = [seq[mask.bool()].tolist() for seq, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
+        per_token = {
+            key: [seq[mask.bool()] for seq, mask in zip(value, encoded["attention_mask"])]
+            for key, value in encoded.items()
+            if key not in TEXT_KEYS and torch.is_tensor(value) and value.shape == encoded["input_ids"].shape
+        }
+        vision = {
+            key: value for key, value in encoded.items()
+            if key not in TEXT_KEYS and key not in per_token and torch.is_tensor(value)
+        }
+        return {"ids": ids, "per_token": per_token, "vision": vision}
+
+    def _assemble(self, rows: list[PreferenceExample], groups: list[tuple[dict, list[list[int]]]]) -> dict[str, Any]:
+        sequences, response_lengths, per_token_rows = [], [], []
+        for prompts, responses in groups:
+            for i, (prompt_ids, response_ids) in enumerate(zip(prompts["ids"], responses)):
+                row = rows[i]
+                limit = self.max_prompt_length or self.max_length - 1
+                if len(prompt_ids) > limit or len(prompt_ids) >= self.max_length:
+                    raise DataError(
+                        row.source, "prompt",
+                        f"is {len(prompt_ids)} tokens with its image(s), longer than the limit "
+                        f"(max_prompt_length={self.max_prompt_length}, max_length={self.max_length}); "
+                        "raise the limit (prompts are never cut, to keep image tokens whole)",
+                        "prompt_too_long",
+                    )
+                response_ids = response_ids[: self.max_length - len(prompt_ids)]
+                sequences.append(prompt_ids + response_ids)
+                response_lengths.append((len(prompt_ids), len(response_ids)))
+                per_token_rows.append({k: v[i] for k, v in prompts["per_token"].items()})
+
+        pad_id = self.processor.tokenizer.pad_token_id or 0
+        width = max(len(s) for s in sequences)
+        n = len(sequences)
+        input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((n, width), dtype=torch.long)
+        response_mask = torch.zeros((n, width), dtype=torch.bool)
+        for j, (seq, (p_len, r_len)) in enumerate(zip(sequences, response_lengths)):
+            input_ids[j, : len(seq)] = torch.tensor(seq)
+            attention_mask[j, : len(seq)] = 1
+            response_mask[j, p_len : p_len + r_len] = True
+        batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "response_mask": response_mask}
+        # Per-token extras (e.g. Qwen's mm_token_type_ids): prompt values, 0 over the response.
+        for key in per_token_rows[0]:
+            values = torch.zeros((n, width), dtype=per_token_rows[0][key].dtype)
+            for j, extra in enumerate(per_token_rows):
+                values[j, : len(extra[key])] = extra[key]
+            batch[key] = values
+        # Vision inputs, one copy per sequence group, in sequence order.
+        for key in groups[0][0]["vision"]:
+            batch[key] = torch.cat([prompts["vision"][key] for prompts, _ in groups], dim=0)
+        return batch

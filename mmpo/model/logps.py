@@ -1,0 +1,67 @@
+"""Per-sequence summed log-probs of response tokens.
+
+The vocabulary projection is applied only at the positions that predict a response token,
+in chunks: image and prompt positions never get logits, and peak memory does not grow with
+vocabulary × sequence length. Families whose backbone cannot be called on its own fall
+back to the full forward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+MODEL_INPUT_EXCLUDE = ("response_mask", "row_ids", "reference_logps")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The transformers model under PEFT / DDP wrappers (LoRA layers stay injected)."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):  # DDP
+            model = model.module
+        elif hasattr(model, "get_base_model"):  # PEFT
+            model = model.get_base_model()
+        else:
+            return model
+
+
+def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in batch.items() if k not in MODEL_INPUT_EXCLUDE}
+
+
+def sequence_logps(model: nn.Module, batch: dict[str, Any], *, chunk_size: int = 4096) -> tuple[Tensor, Tensor]:
+    """(summed log-probs (N,), response token counts (N,)) for every sequence of ``batch``.
+
+    ``batch`` comes from :class:`~mmpo.data.collate.PreferenceCollator`; the token at
+    position t is scored by the logits at position t − 1.
+    """
+    inner = unwrap(model)
+    response_mask: Tensor = batch["response_mask"]  # (N, T)
+    targets = response_mask[:, 1:]  # (N, T-1): which next-token predictions count
+    target_ids = batch["input_ids"][:, 1:][targets]  # (M,)
+    seq_index = targets.nonzero(as_tuple=True)[0]  # (M,)
+    backbone = getattr(inner, "model", None)
+    head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
+
+    if backbone is not None and head is not None:
+        hidden = backbone(**model_inputs(batch), use_cache=False).last_hidden_state  # (N, T, H)
+        hidden = hidden[:, :-1][targets]  # (M, H)
+        token_logps = torch.cat([
+            _token_logps(head(hidden[i : i + chunk_size]), target_ids[i : i + chunk_size])
+            for i in range(0, hidden.shape[0], chunk_size)
+        ]) if hidden.shape[0] else hidden.new_zeros(0)
+    else:
+        logits = model(**model_inputs(batch), use_cache=False).logits[:, :-1][targets]  # (M, V)
+        token_logps = _token_logps(logits, target_ids)
+
+    n = response_mask.shape[0]
+    sums = torch.zeros(n, dtype=torch.float32, device=token_logps.device).index_add(0, seq_index, token_logps.float())
+    return sums, response_mask.sum(dim=1)
+
+
+def _token_logps(logits: Tensor, target_ids: Tensor) -> Tensor:
+    """log softmax(logits)[target] in float32. Shapes: (M, V), (M,) → (M,)."""
+    logits = logits.float()
+    return logits.gather(-1, target_ids.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)

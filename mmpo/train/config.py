@@ -1,0 +1,75 @@
+"""``TrainConfig``: every option of ``mmpo train``, as a ``transformers.TrainingArguments``
+subclass, so every Hugging Face flag works under its usual spelling. Field help is the
+user documentation (``mmpo train --help`` prints it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from transformers import TrainingArguments
+
+from mmpo.data.corrupt import CorruptionConfig
+from mmpo.losses import parse_objective
+
+
+def _bf16_available() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+@dataclass
+class TrainConfig(TrainingArguments):
+    """Options of ``mmpo train``. Defaults follow the mDPO paper (LoRA r 64, α 128, dropout
+    0.05 on the language model, lr 1e-5, cosine, warmup 0.1, 3 epochs, batch 8 × 4 = 32 on
+    one device, β 0.1)."""
+
+    # -- what to train on
+    model: str | None = field(default=None, metadata={"help": "Model directory or hub id (AutoModelForImageTextToText)."})
+    data: str | None = field(default=None, metadata={"help": "Preference data: mmpo JSONL, MMPR meta.json, mDPO JSON or a saved HF dataset."})
+    data_format: str = field(default="auto", metadata={"help": "auto | jsonl | mmpr | vlfeedback | hf"})
+    image_root: str | None = field(default=None, metadata={"help": "Folder image paths are relative to (default: the data file's folder)."})
+    skip_invalid_rows: bool = field(default=False, metadata={"help": "Skip bad rows (counted by reason) instead of stopping at the first."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the checkpoint (off by default)."})
+
+    # -- the objective
+    objective: str = field(default="mdpo", metadata={"help": "dpo | mdpo | mpo | a custom mix like 'sigmoid:0.8,bco_pair:0.2,sft:1'."})
+    loss_weights: str | None = field(default=None, metadata={"help": "Override weights of the objective's terms, e.g. 'copo:0.5,anchor:0'."})
+    beta: float = field(default=0.1, metadata={"help": "β: the KL strength of every log-ratio term."})
+    label_smoothing: float = field(default=0.0, metadata={"help": "ε for sigmoid (conservative DPO) and robust."})
+    anchor_delta: float = field(default=0.0, metadata={"help": "δ of mDPO's anchor term."})
+    corruption: str = field(default="crop", metadata={"help": "CoPO's m′: crop[:min-max] (default 0.01-0.2) | other | noise[:std] | blur[:r] | mask[:frac] | blank."})
+    no_image: bool = field(default=False, metadata={"help": "Train with the image removed (the paper's 'DPO (No Image)' ablation)."})
+    max_length: int = field(default=2048, metadata={"help": "Longest sequence in tokens; responses are cut from the end, prompts never."})
+    max_prompt_length: int | None = field(default=None, metadata={"help": "A prompt (image tokens included) longer than this is an error."})
+
+    # -- what is trained
+    full_finetune: bool = field(default=False, metadata={"help": "Train all language-model weights (reference = a frozen copy) instead of LoRA."})
+    lora_r: int = field(default=64, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=128, metadata={"help": "LoRA α."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_target_modules: str | None = field(default=None, metadata={"help": "peft target_modules regex (default: every linear layer of the language model)."})
+    precompute_ref_logps: bool = field(default=False, metadata={"help": "Compute reference log-probs once before training and cache them."})
+    merge: bool = field(default=False, metadata={"help": "Also write the LoRA-merged full model to <output_dir>/merged."})
+
+    # -- Hugging Face defaults changed to the paper's recipe
+    learning_rate: float = field(default=1e-5, metadata={"help": "Peak learning rate."})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Epochs."})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "Rows per device per step."})
+    gradient_accumulation_steps: int = field(default=4, metadata={"help": "Steps accumulated per update."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
+    warmup_steps: float = field(default=0.1, metadata={"help": "Warm-up steps, or a fraction of all steps when < 1."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: rows are not tokenized columns."})
+    bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision; default: on where the GPU supports it, off on CPU."})
+
+    def __post_init__(self) -> None:
+        if self.bf16 is None:
+            self.bf16 = _bf16_available()
+        super().__post_init__()
+        self.objective_weights = parse_objective(self.objective)
+        if self.loss_weights:
+            self.objective_weights.update(parse_objective(self.loss_weights))
+            self.objective_weights = {k: v for k, v in self.objective_weights.items() if v != 0.0}
+        self.corruption_config = CorruptionConfig.parse(self.corruption, seed=self.seed)
+        if self.beta <= 0:
+            raise ValueError(f"beta must be positive, got {self.beta}")

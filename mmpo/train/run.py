@@ -1,0 +1,174 @@
+"""``train(config)``: the whole of ``mmpo train`` as one function.
+
+setup (data, model, LoRA, reference) → train → save (adapter, processor, resolved config,
+optional merged model) → summary.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mmpo.data.loaders import PreferenceData, load_preferences
+from mmpo.io import write_json_atomic
+from mmpo.losses import needs_reference
+from mmpo.model.load import freeze_vision, language_model_lora_targets, language_model_prefix, load_model, load_processor, save_processor
+from mmpo.model.logps import sequence_logps
+from mmpo.train.config import TrainConfig
+from mmpo.train.trainer import PreferenceTrainer
+
+CONFIG_FILE = "mmpo_config.json"
+
+
+@dataclass
+class TrainResult:
+    output_dir: str
+    global_step: int
+    metrics: dict
+    history: list[dict]
+    seconds: float
+
+
+def build_model(config: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
+    """The policy (LoRA on the language model, or the full language model) and, for full
+    fine-tuning, a frozen reference copy. The vision tower and projector stay frozen."""
+    model = load_model(config.model, dtype=torch.bfloat16 if config.bf16 else torch.float32,
+                       trust_remote_code=config.trust_remote_code)
+    if config.full_finetune:
+        ref_model = copy.deepcopy(model).eval().requires_grad_(False) if needs_reference(config.objective_weights) else None
+        prefix = language_model_prefix(model)
+        for name, param in model.named_parameters():
+            param.requires_grad_(name.startswith(prefix + ".") or "lm_head" in name)
+        freeze_vision(model)
+        return model, ref_model
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_target_modules or language_model_lora_targets(model),
+    )
+    model = get_peft_model(model, lora)
+    if config.gradient_checkpointing:
+        model.enable_input_require_grads()
+    return model, None
+
+
+def load_training_data(config: TrainConfig) -> PreferenceData:
+    if not config.data:
+        raise ValueError("no training data: pass --data FILE")
+    data = load_preferences(
+        config.data, format=config.data_format, image_root=config.image_root,
+        skip_invalid=config.skip_invalid_rows, seed=config.seed,
+    )
+    print(data.report.summary())
+    return data
+
+
+def data_fingerprint(config: TrainConfig, data: PreferenceData) -> str:
+    """Hash of everything the reference log-probs depend on: model weights' files, rows,
+    and the options that shape the sequences."""
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(config.model)) if os.path.isdir(config.model) else [config.model]:
+        path = os.path.join(config.model, name)
+        if os.path.isfile(path):
+            stat = os.stat(path)
+            h.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    for row in data:
+        h.update(json.dumps([row.id, row.prompt, row.chosen, row.rejected, [str(i) for i in row.images],
+                             [str(i) for i in row.rejected_images]]).encode())
+    h.update(json.dumps([config.corruption, config.seed, config.no_image, config.max_length,
+                         config.max_prompt_length, sorted(config.objective_weights)]).encode())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def precompute_reference(trainer: PreferenceTrainer, data: PreferenceData, config: TrainConfig) -> dict:
+    """Reference log-probs of every row (and, for CoPO, every epoch's m′), computed once
+    with adapters disabled and cached on disk under the data/model fingerprint."""
+    cache_path = os.path.join(config.output_dir, f"ref_logps-{data_fingerprint(config, data)}.pt")
+    if os.path.isfile(cache_path):
+        return torch.load(cache_path)
+    model = trainer.model
+    was_training = model.training
+    model.eval()
+    epochs = math.ceil(config.num_train_epochs) if "copo" in config.objective_weights else 1
+    if config.max_steps > 0 and "copo" in config.objective_weights:
+        steps_per_epoch = max(1, math.ceil(len(data) / (config.per_device_train_batch_size * config.gradient_accumulation_steps)))
+        epochs = math.ceil(config.max_steps / steps_per_epoch)
+    cache: dict[tuple[str, int], torch.Tensor] = {}
+    collator = trainer.collator
+    saved_epoch = collator.epoch
+    size = config.per_device_eval_batch_size
+    for epoch in range(epochs):
+        collator.epoch = epoch
+        for start in range(0, len(data), size):
+            rows = [data[i] for i in range(start, min(len(data), start + size))]
+            batch = trainer._prepare_inputs(collator(rows))
+            cache_ref = trainer.reference_cache
+            trainer.reference_cache = None
+            logps = trainer.reference_logps(model, batch).float().cpu().view(-1, len(rows))  # (groups, B)
+            trainer.reference_cache = cache_ref
+            for j, row in enumerate(rows):
+                cache[(row.id, epoch)] = logps[:, j].clone()
+    collator.epoch = saved_epoch
+    model.train(was_training)
+    os.makedirs(config.output_dir, exist_ok=True)
+    tmp = cache_path + ".tmp"
+    torch.save(cache, tmp)
+    os.replace(tmp, cache_path)
+    return cache
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Run ``mmpo train`` from Python; returns where the adapter went and the log history."""
+    if not config.model:
+        raise ValueError("no model: pass --model DIR")
+    start = time.time()
+    data = load_training_data(config)
+    processor = load_processor(config.model, trust_remote_code=config.trust_remote_code)
+    model, ref_model = build_model(config)
+    trainer = PreferenceTrainer(model, config, data, processor, ref_model=ref_model)
+    if config.precompute_ref_logps and needs_reference(config.objective_weights):
+        trainer.reference_cache = precompute_reference(trainer, data, config)
+    output = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
+    save_outputs(trainer, config)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    result = TrainResult(config.output_dir, trainer.state.global_step, dict(output.metrics), history, time.time() - start)
+    if trainer.is_world_process_zero():
+        print(summary(result))
+    return result
+
+
+def save_outputs(trainer: PreferenceTrainer, config: TrainConfig) -> None:
+    """Adapter (or full model) + processor + resolved config at the output root;
+    ``merged/`` with the LoRA-merged model when asked."""
+    trainer.save_model(config.output_dir)
+    if not trainer.is_world_process_zero():
+        return
+    save_processor(trainer.processor, config.output_dir)
+    resolved = config.to_dict()
+    resolved["objective_weights"] = config.objective_weights
+    write_json_atomic(os.path.join(config.output_dir, CONFIG_FILE), resolved)
+    if config.merge and not config.full_finetune:
+        merged_dir = os.path.join(config.output_dir, "merged")
+        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+        merged.save_pretrained(merged_dir)
+        save_processor(trainer.processor, merged_dir)
+
+
+def summary(result: TrainResult) -> str:
+    last = result.history[-1] if result.history else {}
+    keys = [k for k in last if k.startswith(("loss", "rewards/", "image/", "bco/"))]
+    lines = [f"mmpo: {result.global_step} steps in {result.seconds:.1f}s → {result.output_dir}"]
+    lines += [f"  {k:<22} {last[k]:.4f}" for k in keys]
+    return "\n".join(lines)

@@ -1,0 +1,182 @@
+"""``PreferenceTrainer``: a ``transformers.Trainer`` whose loss is an mmpo objective.
+
+One level of subclassing, public methods only: ``compute_loss`` (policy and reference
+log-probs → :func:`mmpo.losses.compute_objective`), ``log`` (adds the objective's metrics)
+and ``train`` (restores MPO's δ on resume). Checkpointing, DeepSpeed/FSDP, mixed precision
+and logging backends are the Trainer's own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import defaultdict
+
+import torch
+from torch import nn
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from mmpo.data.collate import PreferenceCollator
+from mmpo.io import write_json_atomic
+from mmpo.losses import LogProbs, ObjectiveParams, RewardRunningMean, compute_objective, needs_reference
+from mmpo.model.load import save_processor
+from mmpo.model.logps import sequence_logps
+from mmpo.train.config import TrainConfig
+
+STATE_FILE = "mmpo_state.json"
+
+
+class PreferenceTrainer(Trainer):
+    """Trains ``model`` (a PEFT model, or a full model with ``ref_model``) on preference rows.
+
+    Reference log-probs come, in order of preference, from ``reference_cache`` (precomputed
+    per row and epoch), from ``ref_model``, or from ``model`` with its adapters disabled.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        args: TrainConfig,
+        train_dataset,
+        processor,
+        ref_model: nn.Module | None = None,
+        reference_cache: dict[tuple[str, int], torch.Tensor] | None = None,
+        callbacks: list[TrainerCallback] | None = None,
+    ) -> None:
+        self.weights = args.objective_weights
+        self.collator = PreferenceCollator(
+            processor,
+            corruption=args.corruption_config if "copo" in self.weights else None,
+            no_image=args.no_image,
+            max_length=args.max_length,
+            max_prompt_length=args.max_prompt_length,
+            other_images=_image_pool(train_dataset) if args.corruption_config.strategy == "other" else {},
+        )
+        self.processor = processor
+        self.ref_model = ref_model
+        self.reference_cache = reference_cache
+        self.params = ObjectiveParams(
+            beta=args.beta,
+            label_smoothing=args.label_smoothing,
+            anchor_delta=args.anchor_delta,
+            bco_running_mean=RewardRunningMean() if "bco_pair" in self.weights else None,
+        )
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=self.collator,
+            train_dataset=train_dataset,
+            callbacks=[_EpochCallback(self.collator), _StateCallback(self), *(callbacks or [])],
+        )
+        # Our loss is already a per-batch mean: let the Trainer scale it for accumulation.
+        self.model_accepts_loss_kwargs = False
+        if self.ref_model is not None:
+            self.ref_model = self.accelerator.prepare_model(self.ref_model, evaluation_mode=True)
+
+    # -- the loss ----------------------------------------------------------------------
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        rows = len(inputs["row_ids"])
+        policy, lengths = sequence_logps(model, inputs)  # (N,), N = 2B or 3B
+        reference = self.reference_logps(model, inputs) if needs_reference(self.weights) else None
+        logps = split_logps(policy, reference, lengths, rows)
+        loss, metrics = compute_objective(self.weights, logps, self.params)
+        for key, value in metrics.items():
+            self._metrics[key].append(value)
+        return (loss, metrics) if return_outputs else loss
+
+    @torch.no_grad()
+    def reference_logps(self, model, inputs) -> torch.Tensor:
+        """Reference log-probs of exactly the sequences the policy just scored."""
+        if self.reference_cache is not None:
+            epoch = self.collator.epoch if "copo" in self.weights else 0
+            rows = [self.reference_cache[(row_id, epoch)] for row_id in inputs["row_ids"]]
+            table = torch.stack(rows).to(inputs["input_ids"].device)  # (B, groups)
+            return table.T.reshape(-1)  # group-major, like the batch
+        if self.ref_model is not None:
+            return sequence_logps(self.ref_model, inputs)[0]
+        peft_model = self.accelerator.unwrap_model(model)
+        with peft_model.disable_adapter():
+            return sequence_logps(model, inputs)[0]
+
+    # -- logging and state -------------------------------------------------------------
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._metrics:
+            for key, values in self._metrics.items():
+                logs[key] = sum(values) / len(values)
+            self._metrics.clear()
+        super().log(logs, start_time)
+
+    def mmpo_state(self) -> dict:
+        tracker = self.params.bco_running_mean
+        return {"bco_running_mean": tracker.state_dict() if tracker else None}
+
+    def load_mmpo_state(self, checkpoint: str) -> None:
+        path = os.path.join(checkpoint, STATE_FILE)
+        if not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        if state.get("bco_running_mean") and self.params.bco_running_mean is not None:
+            self.params.bco_running_mean.load_state_dict(state["bco_running_mean"])
+
+    def train(self, resume_from_checkpoint=None, **kwargs):
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"no checkpoint to resume from in {self.args.output_dir}")
+        if resume_from_checkpoint:
+            self.load_mmpo_state(resume_from_checkpoint)
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+
+def split_logps(policy: torch.Tensor, reference: torch.Tensor | None, lengths: torch.Tensor, rows: int) -> LogProbs:
+    """Cut the (N,) sequence log-probs of a collated batch into the objective's fields."""
+    groups = policy.shape[0] // rows
+
+    def part(t, g):
+        return None if t is None or g >= groups else t[g * rows : (g + 1) * rows]
+
+    return LogProbs(
+        policy_chosen=part(policy, 0),
+        policy_rejected=part(policy, 1),
+        chosen_lengths=lengths[:rows],
+        reference_chosen=part(reference, 0),
+        reference_rejected=part(reference, 1),
+        policy_corrupted=part(policy, 2),
+        reference_corrupted=part(reference, 2),
+    )
+
+
+def _image_pool(dataset) -> dict:
+    """Row id → loader of its first image, for the 'other image' corruption."""
+    from mmpo.data.images import load_image
+
+    return {row.id: (lambda row=row: load_image(row.images[0], row.source)) for row in dataset}
+
+
+class _EpochCallback(TrainerCallback):
+    """Tells the collator which epoch it is, so m′ differs across epochs but not passes."""
+
+    def __init__(self, collator: PreferenceCollator) -> None:
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.collator.epoch = int(math.floor(state.epoch + 1e-6)) if state.epoch else 0
+
+
+class _StateCallback(TrainerCallback):
+    """Writes MPO's δ (and the processor) into every checkpoint."""
+
+    def __init__(self, trainer: PreferenceTrainer) -> None:
+        self.trainer = trainer
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        checkpoint = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        if os.path.isdir(checkpoint):
+            write_json_atomic(os.path.join(checkpoint, STATE_FILE), self.trainer.mmpo_state())
+            save_processor(self.trainer.processor, checkpoint)
