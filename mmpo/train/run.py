@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from transformers import set_seed
 
 from mmpo.data.loaders import PreferenceData, load_preferences
 from mmpo.io import write_json_atomic
@@ -134,6 +135,7 @@ def train(config: TrainConfig) -> TrainResult:
     if not config.model:
         raise ValueError("no model: pass --model DIR")
     start = time.time()
+    set_seed(config.seed)  # LoRA's initial weights are drawn before the Trainer seeds anything
     data = load_training_data(config)
     processor = load_processor(config.model, trust_remote_code=config.trust_remote_code)
     model, ref_model = build_model(config)
