@@ -2,6 +2,8 @@
 
     mmpo train --model DIR --data FILE --objective mdpo --output_dir DIR [HF flags…]
     mmpo train --config run.yaml [overrides…]
+    mmpo pairs dropout-ntp --model DIR --data prompts.jsonl --out pairs.jsonl [--ratio 0.5]
+    mmpo pairs correctness --model DIR --data qa.jsonl --out pairs.jsonl [--samples 32 --max_pairs 15]
     mmpo tiny-model --family llava --out DIR
     mmpo demo --out DIR
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from dataclasses import dataclass, field
 
 
 
@@ -34,6 +37,41 @@ def _train(argv: list[str]) -> int:
     if not config.output_dir:
         raise SystemExit("mmpo train: --output_dir is required")
     train(config)
+    return 0
+
+
+@dataclass
+class PairsArgs:
+    """What both pair pipelines read and write."""
+
+    model: str = field(metadata={"help": "Model directory or hub id used to generate."})
+    data: str = field(metadata={"help": "Input JSONL: id, image, prompt (or question), chosen / answer."})
+    out: str = field(metadata={"help": "Output preference JSONL (resumable; `mmpo train` reads it)."})
+    image_root: str | None = field(default=None, metadata={"help": "Folder image paths are relative to."})
+    device: str | None = field(default=None, metadata={"help": "cuda, cpu… (default: cuda when available)."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the checkpoint."})
+
+
+def _pairs(argv: list[str]) -> int:
+    import torch
+    from transformers import HfArgumentParser
+
+    from mmpo.model.load import load_model, load_processor
+    from mmpo.pairs import CorrectnessConfig, DropoutNTPConfig, correctness, dropout_ntp, load_prompt_rows
+
+    pipelines = {"dropout-ntp": (DropoutNTPConfig, dropout_ntp, None), "correctness": (CorrectnessConfig, correctness, "answer")}
+    if not argv or argv[0] not in pipelines:
+        print(f"usage: mmpo pairs {{{','.join(pipelines)}}} --model DIR --data FILE --out FILE [options]")
+        return 2
+    config_cls, pipeline, need = pipelines[argv[0]]
+    args, config = HfArgumentParser((PairsArgs, config_cls), prog=f"mmpo pairs {argv[0]}").parse_args_into_dataclasses(argv[1:])
+    rows = load_prompt_rows(args.data, need=need, image_root=args.image_root)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+    model = load_model(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code).to(device)
+    processor = load_processor(args.model, trust_remote_code=args.trust_remote_code)
+    store = pipeline(model, processor, rows, args.out, config)
+    print(store.summary(len(rows)))
     return 0
 
 
@@ -67,7 +105,7 @@ def _demo(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "tiny-model": _tiny_model, "demo": _demo}
+COMMANDS = {"train": _train, "pairs": _pairs, "tiny-model": _tiny_model, "demo": _demo}
 
 
 def main(argv: list[str] | None = None) -> int:

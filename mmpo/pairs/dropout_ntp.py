@@ -1,0 +1,84 @@
+"""DropoutNTP (InternVL2-MPO, arXiv 2411.10442, §3.1): rejected responses for data with no
+clear ground truth.
+
+Keep the first ``ratio`` of the chosen response's words, let the model continue that prefix
+**without the image**, and take prefix + continuation as the rejected response: it reads
+like the chosen one but, past the cut, says what the language prior says rather than what
+the image shows. The paper found ratio 0.5 best. When a row has no chosen response, one is
+sampled from the model *with* the image first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from mmpo.data.images import load_image
+from mmpo.pairs.generate import GenerationConfig, GenerationRequest, generate
+from mmpo.pairs.inputs import PromptRow, relative_images
+from mmpo.pairs.progress import batches_with_progress
+from mmpo.pairs.store import PairStore
+
+
+@dataclass
+class DropoutNTPConfig:
+    """Options of ``mmpo pairs dropout-ntp``."""
+
+    ratio: float = 0.5  # fraction of the chosen words kept as the prefix
+    temperature: float = 1.0  # sampling temperature of the continuation (and of a sampled chosen)
+    max_new_tokens: int = 128
+    batch_size: int = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.ratio < 1.0:
+            raise ValueError(f"ratio must be between 0 and 1 (exclusive), got {self.ratio}")
+
+
+def word_prefix(text: str, ratio: float) -> str:
+    """The first ``ratio`` of the words of ``text`` (at least one), joined by single spaces."""
+    words = text.split()
+    return " ".join(words[: max(1, int(len(words) * ratio))])
+
+
+def dropout_ntp(model, processor, rows: list[PromptRow], out_path: str, config: DropoutNTPConfig) -> PairStore:
+    """Write DropoutNTP preference rows for ``rows`` to ``out_path`` (resumable)."""
+    store = PairStore(out_path)
+    gen = GenerationConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                           batch_size=config.batch_size, seed=config.seed)
+    for start, batch in batches_with_progress(rows, config.batch_size, store, "dropout-ntp"):
+        images = [[load_image(p, row.source) for p in row.images] for row in batch]
+        chosen = [row.chosen for row in batch]
+        missing = [i for i, c in enumerate(chosen) if c is None]
+        if missing:  # sample a chosen response with the image
+            requests = [GenerationRequest(images[i], batch[i].prompt) for i in missing]
+            sampled = generate(model, processor, requests, _seeded(gen, start, 1))
+            for i, text in zip(missing, sampled):
+                chosen[i] = text
+        prefixes = [word_prefix(c, config.ratio) if c else "" for c in chosen]
+        requests = [GenerationRequest([], row.prompt, prefix=p) for row, p in zip(batch, prefixes)]
+        continuations = generate(model, processor, requests, _seeded(gen, start, 2))
+        for row, c, prefix, cont in zip(batch, chosen, prefixes, continuations):
+            if store.is_done(row.id):
+                continue
+            rejected = (prefix + cont).strip()
+            drops: Counter = Counter()
+            if not c or not c.strip():
+                drops["empty_chosen"] += 1
+            elif not cont.strip():
+                drops["empty_continuation"] += 1
+            elif rejected == c.strip():
+                drops["identical"] += 1
+            pairs = [] if drops else [{
+                "id": f"{row.id}-dntp", "image": relative_images(row, out_path), "prompt": row.prompt,
+                "chosen": c.strip(), "rejected": rejected, "method": "dropout_ntp", "ratio": config.ratio,
+            }]
+            store.add(row.id, pairs, drops)
+    return store
+
+
+def _seeded(gen: GenerationConfig, start: int, stage: int) -> GenerationConfig:
+    """The generation config with a seed fixed by the batch's position and the stage, so a
+    resumed run draws exactly what an uninterrupted one would."""
+    return GenerationConfig(gen.max_new_tokens, gen.temperature, gen.top_p, gen.batch_size,
+                            seed=gen.seed * 7_919 + start * 4 + stage)

@@ -1,0 +1,101 @@
+"""Batched generation through ``transformers`` ``generate``, with or without the image and
+with an optional assistant-turn prefix (DropoutNTP continues a prefix without the image).
+
+Sampling is seeded per batch, and batches are fixed slices of the input, so a rerun (or a
+resumed run) regenerates exactly the same text for the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from mmpo.model.logps import unwrap
+
+
+@dataclass
+class GenerationRequest:
+    """One prompt to answer: images (empty = text only), the user text, and an optional
+    prefix already written in the assistant turn."""
+
+    images: list[Image.Image]
+    prompt: str
+    prefix: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class GenerationConfig:
+    max_new_tokens: int = 64
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    batch_size: int = 16
+    seed: int = 0
+
+
+def prompt_text(processor, n_images: int, prompt: str) -> str:
+    content = [{"type": "image"}] * n_images + [{"type": "text", "text": prompt}]
+    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False)
+
+
+def end_of_turn_ids(processor) -> list[int]:
+    """Token ids that end an assistant turn: EOS plus the chat template's own end marker
+    (``<|im_end|>``, ``<end_of_utterance>``…), read off the template itself."""
+    tok = processor.tokenizer
+    ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+    user = [{"role": "user", "content": [{"type": "text", "text": "q"}]}]
+    prompt = processor.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
+    full = processor.apply_chat_template(user + [{"role": "assistant", "content": [{"type": "text", "text": "x"}]}], tokenize=False)
+    if full.startswith(prompt + "x"):
+        tail = tok(full[len(prompt) + 1 :], add_special_tokens=False)["input_ids"]
+        if tail:
+            ids.add(tail[0])
+    return sorted(ids)
+
+
+@torch.no_grad()
+def generate_batch(model, processor, requests: list[GenerationRequest], config: GenerationConfig, batch_seed: int) -> list[str]:
+    """Continuations (text after each request's prefix) for one batch."""
+    tok = processor.tokenizer
+    texts = [prompt_text(processor, len(r.images), r.prompt) + r.prefix for r in requests]
+    old_side = tok.padding_side
+    tok.padding_side = "left"
+    try:
+        if any(r.images for r in requests):
+            if not all(r.images for r in requests):
+                raise ValueError("a generation batch mixes requests with and without images")
+            enc = processor(text=texts, images=[r.images for r in requests], padding=True, return_tensors="pt")
+        else:
+            enc = tok(texts, padding=True, add_special_tokens=False, return_tensors="pt")
+    finally:
+        tok.padding_side = old_side
+    device = next(unwrap(model).parameters()).device
+    enc = {k: v.to(device) for k, v in enc.items()}
+    sample = config.temperature > 0
+    torch.manual_seed(batch_seed)
+    out = model.generate(
+        **enc,
+        max_new_tokens=config.max_new_tokens,
+        do_sample=sample,
+        temperature=config.temperature if sample else None,
+        top_p=config.top_p if sample else None,
+        eos_token_id=end_of_turn_ids(processor),
+        pad_token_id=tok.pad_token_id,
+    )
+    new_tokens = out[:, enc["input_ids"].shape[1] :]
+    return [text.strip() if not r.prefix else text for r, text in
+            zip(requests, tok.batch_decode(new_tokens, skip_special_tokens=True))]
+
+
+def generate(model, processor, requests: list[GenerationRequest], config: GenerationConfig) -> list[str]:
+    """Continuations for every request, in order, in fixed batches seeded by position."""
+    outputs: list[str] = []
+    was_training = model.training
+    model.eval()
+    for start in range(0, len(requests), config.batch_size):
+        batch = requests[start : start + config.batch_size]
+        outputs.extend(generate_batch(model, processor, batch, config, config.seed * 1_000_003 + start))
+    model.train(was_training)
+    return outputs
