@@ -61,6 +61,17 @@ class PreferenceCollator:
         batch["row_ids"] = [row.id for row in rows]
         return batch
 
+    def responses(self, rows: list[PreferenceExample], texts: list[str], corrupted: bool = False) -> dict[str, Any]:
+        """One sequence per row: prompt + ``texts[i]`` under the real image (or under m′
+        with ``corrupted``). For SFT, scoring a model's own answers, image reliance."""
+        images = [self._images(row) for row in rows]
+        if corrupted:
+            images = [self._corrupted(row, imgs) for row, imgs in zip(rows, images)]
+        responses = [self._response_ids(row, text) for row, text in zip(rows, texts)]
+        batch = self._assemble(rows, [(self._encode_prompts(rows, images), responses)])
+        batch["row_ids"] = [row.id for row in rows]
+        return batch
+
     # -- pieces --------------------------------------------------------------------------
     def _images(self, row: PreferenceExample) -> list[Image.Image]:
         if self.no_image:

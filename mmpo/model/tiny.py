@@ -100,6 +100,7 @@ def build_tiny_model(
     layers: int = 2,
     corpus: Iterable[str] | None = None,
     vocab_size: int = 512,
+    vision_hidden: int = 32,
     seed: int = 0,
 ):
     """Build (and, with ``out_dir``, save) a tiny random-init model and its processor.
@@ -114,7 +115,7 @@ def build_tiny_model(
     torch.manual_seed(seed)
     corpus = list(corpus) if corpus is not None else [_DEFAULT_CORPUS] * 4
     builder = {"llava": _llava, "qwen2_vl": _qwen2_vl, "idefics3": _idefics3}[family]
-    config, processor = builder(corpus, vocab_size, image_size, patch_size, hidden, layers)
+    config, processor = builder(corpus, vocab_size, image_size, patch_size, hidden, layers, vision_hidden)
     tok = processor.tokenizer
     model = AutoModelForImageTextToText.from_config(config)
     model.generation_config.bos_token_id = tok.bos_token_id
@@ -128,7 +129,7 @@ def build_tiny_model(
     return model, processor
 
 
-def _llava(corpus, vocab_size, image_size, patch_size, hidden, layers):
+def _llava(corpus, vocab_size, image_size, patch_size, hidden, layers, vision_hidden):
     from transformers import CLIPImageProcessor, LlavaConfig, LlavaProcessor
 
     tok = train_tokenizer(corpus, ["<image>"], vocab_size)
@@ -142,19 +143,21 @@ def _llava(corpus, vocab_size, image_size, patch_size, hidden, layers):
     )
     config = LlavaConfig(
         vision_config=dict(
-            model_type="clip_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
-            num_attention_heads=4, image_size=image_size, patch_size=patch_size, projection_dim=32,
+            model_type="clip_vision_model", hidden_size=vision_hidden, intermediate_size=vision_hidden * 2,
+            num_hidden_layers=layers, num_attention_heads=4, image_size=image_size, patch_size=patch_size,
+            projection_dim=vision_hidden,
         ),
         text_config=dict(model_type="llama", **_text_config(tok, hidden, layers)),
         image_token_index=tok.convert_tokens_to_ids("<image>"),
         vision_feature_select_strategy="default",
         vision_feature_layer=-1,
+        multimodal_projector_bias=False,  # a bias lets the projector drown the image in a constant
         tie_word_embeddings=False,
     )
     return config, processor
 
 
-def _qwen2_vl(corpus, vocab_size, image_size, patch_size, hidden, layers):
+def _qwen2_vl(corpus, vocab_size, image_size, patch_size, hidden, layers, vision_hidden):
     from transformers import Qwen2VLConfig, Qwen2VLImageProcessor, Qwen2VLProcessor
 
     from mmpo.model.load import _video_processor_optional
@@ -187,7 +190,7 @@ def _qwen2_vl(corpus, vocab_size, image_size, patch_size, hidden, layers):
     config = Qwen2VLConfig(
         text_config=dict(model_type="qwen2_vl_text", **text),
         vision_config=dict(
-            depth=layers, embed_dim=32, hidden_size=hidden, num_heads=4, mlp_ratio=2, in_channels=3,
+            depth=layers, embed_dim=vision_hidden, hidden_size=hidden, num_heads=4, mlp_ratio=2, in_channels=3,
             patch_size=patch_size, spatial_merge_size=2, temporal_patch_size=2,
         ),
         image_token_id=tok.convert_tokens_to_ids("<|image_pad|>"),
@@ -201,7 +204,7 @@ def _qwen2_vl(corpus, vocab_size, image_size, patch_size, hidden, layers):
     return config, processor
 
 
-def _idefics3(corpus, vocab_size, image_size, patch_size, hidden, layers):
+def _idefics3(corpus, vocab_size, image_size, patch_size, hidden, layers, vision_hidden):
     from transformers import Idefics3Config, Idefics3ImageProcessor, Idefics3Processor
 
     specials = ["<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utterance>"]
@@ -214,7 +217,7 @@ def _idefics3(corpus, vocab_size, image_size, patch_size, hidden, layers):
     processor = Idefics3Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=seq_len, chat_template=template)
     config = Idefics3Config(
         vision_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=4,
+            hidden_size=vision_hidden, intermediate_size=vision_hidden * 2, num_hidden_layers=layers, num_attention_heads=4,
             image_size=image_size, patch_size=patch_size,
         ),
         text_config=dict(model_type="llama", **_text_config(tok, hidden, layers)),
