@@ -5,7 +5,7 @@
     mmpo pairs dropout-ntp --model DIR --data prompts.jsonl --out pairs.jsonl [--ratio 0.5]
     mmpo pairs correctness --model DIR --data qa.jsonl --out pairs.jsonl [--samples 32 --max_pairs 15]
     mmpo tiny-model --family llava --out DIR
-    mmpo demo --out DIR
+    mmpo demo --out DIR [--quick] [--seeds 3] [--ablations]
 """
 
 from __future__ import annotations
@@ -94,14 +94,12 @@ def _tiny_model(argv: list[str]) -> int:
 
 
 def _demo(argv: list[str]) -> int:
+    from transformers import HfArgumentParser
+
     from mmpo.demo import DemoConfig, run_demo
 
-    parser = argparse.ArgumentParser(prog="mmpo demo", description=DemoConfig.__doc__)
-    parser.add_argument("--out", default="demo_out")
-    parser.add_argument("--steps", type=int, default=DemoConfig.steps)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    run_demo(DemoConfig(out=args.out, steps=args.steps, seed=args.seed))
+    (config,) = HfArgumentParser(DemoConfig, prog="mmpo demo", description=DemoConfig.__doc__).parse_args_into_dataclasses(argv)
+    run_demo(config)
     return 0
 
 
