@@ -37,7 +37,11 @@ class PreferenceCollator:
     """Callable ``rows -> batch``; ``epoch`` is advanced by the trainer each epoch.
 
     ``no_image`` drops the images altogether (the paper's "DPO (No Image)" ablation);
-    ``corruption=None`` skips the corrupted-image sequences.
+    ``corruption=None`` skips the corrupted-image sequences. ``share_images`` emits the
+    vision inputs once per distinct image set (the real images once, the corrupted ones
+    once) plus ``image_sets``, the set each sequence uses, so the model encodes each image
+    once per pass (see :func:`mmpo.model.logps.sequence_logps`); off, every sequence
+    carries its own copy of its pixels.
     """
 
     processor: Any
@@ -47,6 +51,7 @@ class PreferenceCollator:
     max_prompt_length: int | None = None
     epoch: int = 0
     other_images: dict[str, Callable[[], Image.Image]] = field(default_factory=dict)
+    share_images: bool = False
 
     def __call__(self, rows: list[PreferenceExample]) -> dict[str, Any]:
         real = [self._images(row) for row in rows]
@@ -160,7 +165,19 @@ class PreferenceCollator:
             for j, extra in enumerate(per_token_rows):
                 values[j, : len(extra[key])] = extra[key]
             batch[key] = values
-        # Vision inputs, one copy per sequence group, in sequence order.
-        for key in groups[0][0]["vision"]:
+        vision_keys = list(groups[0][0]["vision"])
+        if self.share_images and vision_keys:
+            # Each distinct prompt encoding (real images, corrupted images) once, in order.
+            distinct = list({id(prompts): prompts for prompts, _ in groups}.values())
+            offsets = {id(p): k * len(rows) for k, p in enumerate(distinct)}
+            for key in vision_keys:
+                batch[key] = torch.cat([p["vision"][key] for p in distinct], dim=0)
+            batch["image_sets"] = torch.tensor(
+                [offsets[id(prompts)] + i for prompts, responses in groups for i in range(len(responses))])
+            batch["images_per_set"] = torch.tensor([len(row.images) for _ in distinct for row in rows])
+            batch["vision_keys"] = vision_keys
+            return batch
+        # Vision inputs, one copy per sequence, in sequence order.
+        for key in vision_keys:
             batch[key] = torch.cat([prompts["vision"][key] for prompts, _ in groups], dim=0)
         return batch

@@ -8,12 +8,14 @@ back to the full forward.
 
 from __future__ import annotations
 
+import inspect
+import itertools
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-MODEL_INPUT_EXCLUDE = ("response_mask", "row_ids", "reference_logps")
+MODEL_INPUT_EXCLUDE = ("response_mask", "row_ids", "image_sets", "images_per_set", "vision_keys")
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -46,12 +48,12 @@ def sequence_logps(model: nn.Module, batch: dict[str, Any], *, chunk_size: int =
     head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
 
     if backbone is not None and head is not None:
-        hidden = backbone(**model_inputs(batch), use_cache=False).last_hidden_state  # (N, T, H)
+        if "image_sets" in batch:
+            hidden = _shared_image_forward(backbone, batch)  # (N, T, H)
+        else:
+            hidden = backbone(**model_inputs(batch), use_cache=False).last_hidden_state  # (N, T, H)
         hidden = hidden[:, :-1][targets]  # (M, H)
-        token_logps = torch.cat([
-            _token_logps(head(hidden[i : i + chunk_size]), target_ids[i : i + chunk_size])
-            for i in range(0, hidden.shape[0], chunk_size)
-        ]) if hidden.shape[0] else hidden.new_zeros(0)
+        token_logps = _chunked_logps(head, hidden, target_ids, chunk_size)
     else:
         logits = model(**model_inputs(batch), use_cache=False).logits[:, :-1][targets]  # (M, V)
         token_logps = _token_logps(logits, target_ids)
@@ -59,6 +61,51 @@ def sequence_logps(model: nn.Module, batch: dict[str, Any], *, chunk_size: int =
     n = response_mask.shape[0]
     sums = torch.zeros(n, dtype=torch.float32, device=token_logps.device).index_add(0, seq_index, token_logps.float())
     return sums, response_mask.sum(dim=1)
+
+
+def supports_shared_images(model: nn.Module) -> bool:
+    """Whether the family takes precomputed image features (transformers'
+    ``mm_encoder_outputs``), so each image can be encoded once for several sequences."""
+    backbone = getattr(unwrap(model), "model", None)
+    return (
+        backbone is not None
+        and hasattr(backbone, "get_image_features")
+        and "mm_encoder_outputs" in inspect.signature(backbone.forward).parameters
+        and unwrap(model).get_output_embeddings() is not None
+    )
+
+
+def _shared_image_forward(backbone: nn.Module, batch: dict[str, Any]) -> Tensor:
+    """Encode each distinct image set once, hand every sequence the features of its set."""
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    vision = {key: batch[key] for key in batch["vision_keys"]}
+    features = list(backbone.get_image_features(**vision, return_dict=True).pooler_output)
+    counts = batch["images_per_set"].tolist()
+    if len(features) == len(counts):  # one entry per image set (e.g. Idefics3)
+        per_set = [[f] for f in features]
+    else:  # one entry per image
+        bounds = [0, *itertools.accumulate(counts)]
+        per_set = [features[a:b] for a, b in zip(bounds, bounds[1:])]
+    sets = batch["image_sets"].tolist()
+    inputs = {k: v for k, v in model_inputs(batch).items() if k not in vision}
+    if "image_grid_thw" in vision:  # Qwen-VL needs each sequence's grids for its rotary positions
+        bounds = [0, *itertools.accumulate(counts)]
+        grids = vision["image_grid_thw"]
+        inputs["image_grid_thw"] = torch.cat([grids[bounds[s] : bounds[s + 1]] for s in sets])
+    shared = BaseModelOutputWithPooling(pooler_output=[f for s in sets for f in per_set[s]])
+    return backbone(**inputs, mm_encoder_outputs={"image": shared}, use_cache=False).last_hidden_state
+
+
+def _chunked_logps(head: nn.Module, hidden: Tensor, target_ids: Tensor, chunk_size: int) -> Tensor:
+    """Vocabulary projection and log-softmax over (M, H) hidden states, ``chunk_size`` rows
+    at a time. Shapes: (M, H), (M,) → (M,)."""
+    if not hidden.shape[0]:
+        return hidden.new_zeros(0)
+    return torch.cat([
+        _token_logps(head(hidden[i : i + chunk_size]), target_ids[i : i + chunk_size])
+        for i in range(0, hidden.shape[0], chunk_size)
+    ])
 
 
 def _token_logps(logits: Tensor, target_ids: Tensor) -> Tensor:

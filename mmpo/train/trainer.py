@@ -22,7 +22,7 @@ from mmpo.data.collate import PreferenceCollator
 from mmpo.io import write_json_atomic
 from mmpo.losses import LogProbs, ObjectiveParams, RewardRunningMean, compute_objective, needs_reference
 from mmpo.model.load import save_processor
-from mmpo.model.logps import sequence_logps
+from mmpo.model.logps import sequence_logps, supports_shared_images
 from mmpo.train.config import TrainConfig
 
 STATE_FILE = "mmpo_state.json"
@@ -53,6 +53,7 @@ class PreferenceTrainer(Trainer):
             max_length=args.max_length,
             max_prompt_length=args.max_prompt_length,
             other_images=_image_pool(train_dataset) if args.corruption_config.strategy == "other" else {},
+            share_images=args.share_images and supports_shared_images(model),
         )
         self.processor = processor
         self.ref_model = ref_model

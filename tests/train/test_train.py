@@ -80,23 +80,28 @@ def config(tiny_models, pref_file, out, **over):
     return TrainConfig(**args)
 
 
-def test_policy_and_reference_see_the_same_corrupted_image(tiny_models, pref_file, tmp_path, monkeypatch):
+@pytest.mark.parametrize("share_images", [True, False])
+def test_policy_and_reference_see_the_same_corrupted_image(tiny_models, pref_file, tmp_path, monkeypatch, share_images):
     import mmpo.train.trainer as trainer_module
 
     seen = []
     real = trainer_module.sequence_logps
 
     def spy(model, batch, **kw):
-        seen.append(batch["pixel_values"].clone())
+        seen.append((batch["pixel_values"].clone(), batch.get("image_sets")))
         return real(model, batch, **kw)
 
     monkeypatch.setattr(trainer_module, "sequence_logps", spy)
-    train(config(tiny_models, pref_file, tmp_path / "o", objective="mdpo"))
+    train(config(tiny_models, pref_file, tmp_path / "o", objective="mdpo", share_images=share_images))
     assert len(seen) == 4  # 2 steps × (policy, reference)
-    for policy_pixels, reference_pixels in (seen[0:2], seen[2:4]):
+    for (policy_pixels, sets), (reference_pixels, _) in (seen[0:2], seen[2:4]):
         assert torch.equal(policy_pixels, reference_pixels)
-        rows = policy_pixels.shape[0] // 3
-        assert not torch.equal(policy_pixels[:rows], policy_pixels[2 * rows :])  # m′ ≠ m
+        if share_images:  # pixels of the real images, then of m′; chosen, rejected, chosen-under-m′ index them
+            rows = policy_pixels.shape[0] // 2
+            assert sets.tolist() == [*range(rows), *range(rows), *range(rows, 2 * rows)]
+        else:  # one copy per sequence
+            rows = policy_pixels.shape[0] // 3
+        assert not torch.equal(policy_pixels[:rows], policy_pixels[-rows:])  # m′ ≠ m
 
 
 def test_no_image_ablation_trains_without_pixels(tiny_models, pref_file, tmp_path, monkeypatch):
