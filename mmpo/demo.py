@@ -1,12 +1,15 @@
-"""``mmpo demo``: train DPO, DPO (no image), mDPO and MPO on shapes-world preference pairs
-with a tiny LLaVA-architecture model built on the spot, and compare them on held-out pairs.
+"""``mmpo demo``: the mDPO and MPO experiments at toy scale, with hallucinations measured
+exactly because we draw the images.
 
-Each chosen caption lists every object of the scene; its rejected twin swaps one object for
-a hallucinated one. On held-out scenes we measure, with the trained adapter against the
-untouched base: preference accuracy (chosen log-ratio > rejected log-ratio) and image
-reliance (how much the chosen caption's log-likelihood drops when the image is replaced
-by a corrupted one). The model is random-init and small, so this is a real end-to-end run
-of every objective at toy scale, not a reproduction of the papers' numbers.
+1. A tiny LLaVA-architecture VLM is pre-trained on shapes-world captions and QA (cached).
+2. Preference pairs are built from training scenes: ground-truth corrections of the model's
+   own sampled captions (a hallucinated caption → rejected, the true caption → chosen),
+   DropoutNTP pairs (the true caption's first half continued by the model without the
+   image → rejected), and yes/no existence answers (right vs wrong).
+3. LoRA adapters are trained with DPO, DPO without the image, mDPO and MPO (and, with
+   ``--ablations``, mDPO without CoPO and without AncPO) on the same pairs.
+4. Every model captions held-out scenes and answers their questions: CHAIR, object recall,
+   QA accuracy, POPE, and image reliance.
 """
 
 from __future__ import annotations
@@ -14,107 +17,202 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import dataclass
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
 
 import torch
 
-from mmpo.data.collate import PreferenceCollator
-from mmpo.data.corrupt import CorruptionConfig
-from mmpo.data.loaders import load_preferences
+from mmpo.data.schema import PreferenceExample
+from mmpo.eval.chair import caption_report, chair
+from mmpo.eval.pope import parse_yes_no, pope_metrics, pope_questions
+from mmpo.eval.reliance import image_reliance
 from mmpo.io import write_json_atomic, write_text_atomic
-from mmpo.model.load import load_processor
-from mmpo.model.logps import sequence_logps
-from mmpo.model.tiny import build_tiny_model
-from mmpo.shapes.world import COLORS, SHAPES, ShapeObject, caption, make_scene, render
+from mmpo.model.load import load_model, load_processor
+from mmpo.pairs.dropout_ntp import DropoutNTPConfig, dropout_ntp
+from mmpo.pairs.generate import GenerationConfig, GenerationRequest, generate
+from mmpo.pairs.inputs import PromptRow
+from mmpo.shapes.pretrain import PretrainConfig, shapes_vlm
+from mmpo.shapes.tasks import CAPTION_PROMPT, answer_matches, attribute_task, count_task, reasoning_task
+from mmpo.shapes.world import COLORS, SHAPES, Scene, ShapeObject, caption, make_scene, render
 
-METHODS = {"dpo": ("dpo", False), "dpo_no_image": ("dpo", True), "mdpo": ("mdpo", False), "mpo": ("mpo", False)}
-PROMPT = "Describe the image."
+METHODS = {  # name → (objective, train without the image)
+    "dpo": ("dpo", False),
+    "dpo_no_image": ("dpo", True),
+    "mdpo": ("mdpo", False),
+    "mpo": ("mpo", False),
+}
+ABLATIONS = {"mdpo_no_copo": ("sigmoid:1,anchor:1", False), "mdpo_no_anchor": ("sigmoid:1,copo:1", False)}
+EVAL_SEED_OFFSET = 50_000_000  # held-out scenes never overlap training scenes
 
 
 @dataclass
 class DemoConfig:
-    """Train every objective on shapes-world pairs with a tiny VLM and compare them."""
+    """Options of ``mmpo demo``."""
 
-    out: str = "demo_out"
-    train_rows: int = 64
-    eval_rows: int = 32
-    steps: int = 40
-    seed: int = 0
+    out: str = field(default="demo_out", metadata={"help": "Output folder."})
+    quick: bool = field(default=False, metadata={"help": "A < 3 minute version (smoke tests)."})
+    seeds: int = field(default=1, metadata={"help": "Repeat pairs + training with N seeds; report mean ± std."})
+    ablations: bool = field(default=False, metadata={"help": "Also train mDPO without CoPO and without AncPO."})
+    train_scenes: int = field(default=240, metadata={"help": "Training scenes (3 pairs each)."})
+    eval_scenes: int = field(default=120, metadata={"help": "Held-out evaluation scenes."})
+    steps: int = field(default=120, metadata={"help": "Training steps per method (batch 16)."})
+    seed: int = field(default=0, metadata={"help": "First seed."})
+    pretrain_steps: int | None = field(default=None, metadata={"help": "SFT steps of the base VLM (default 1000; 400 with --quick)."})
+
+    def __post_init__(self) -> None:
+        if self.quick:  # smaller sizes, where not set explicitly
+            for name, value in {"train_scenes": 64, "eval_scenes": 40, "steps": 24}.items():
+                if getattr(self, name) == self.__dataclass_fields__[name].default:
+                    setattr(self, name, value)
+        if self.pretrain_steps is None:
+            self.pretrain_steps = 400 if self.quick else PretrainConfig.steps
 
 
 def hallucinate(objects: tuple[ShapeObject, ...], rng: random.Random) -> tuple[ShapeObject, ...]:
     """The same objects with one replaced by a (shape, colour) that is not in the scene."""
     present = {(o.shape, o.color) for o in objects}
     absent = [(s, c) for s in SHAPES for c in COLORS if (s, c) not in present]
+    swapped = list(objects)
     i = rng.randrange(len(objects))
     shape, color = rng.choice(absent)
-    swapped = list(objects)
     swapped[i] = ShapeObject(shape, color, objects[i].cell)
     return tuple(swapped)
 
 
-def write_pairs(folder: str, count: int, seed: int) -> str:
-    """A JSONL of ``count`` shapes-world preference rows (images beside it)."""
-    os.makedirs(os.path.join(folder, "images"), exist_ok=True)
+def save_scenes(scenes: list[Scene], folder: str) -> dict[str, str]:
+    os.makedirs(folder, exist_ok=True)
+    paths = {}
+    for scene in scenes:
+        paths[scene.id] = os.path.join(folder, f"{scene.id}.png")
+        if not os.path.exists(paths[scene.id]):
+            render(scene).save(paths[scene.id])
+    return paths
+
+
+def build_pairs(model, processor, scenes: list[Scene], data_dir: str, seed: int) -> str:
+    """The training preference file for one seed (see the module docstring)."""
     rng = random.Random(seed)
-    lines = []
-    for i in range(count):
-        scene = make_scene(seed * 100_003 + i, scene_id=f"s{seed}-{i}")
-        render(scene).save(os.path.join(folder, "images", f"{scene.id}.png"))
-        lines.append(json.dumps({
-            "id": scene.id, "image": f"images/{scene.id}.png", "prompt": PROMPT,
-            "chosen": caption(scene.objects), "rejected": caption(hallucinate(scene.objects, rng)),
-        }))
-    path = os.path.join(folder, "pairs.jsonl")
-    write_text_atomic(path, "\n".join(lines) + "\n")
+    save_scenes(scenes, os.path.join(data_dir, "images"))
+    sampled = generate(model, processor, [GenerationRequest([render(s)], CAPTION_PROMPT) for s in scenes],
+                       GenerationConfig(max_new_tokens=48, temperature=1.0, batch_size=32, seed=seed))
+    rows = []
+    for scene, text in zip(scenes, sampled):
+        truth = caption(scene.objects)
+        wrong = text if caption_report(text, list(scene.objects))["hallucinated"] else caption(hallucinate(scene.objects, rng))
+        rows.append({"id": f"{scene.id}-fix", "image": f"images/{scene.id}.png", "prompt": CAPTION_PROMPT,
+                     "chosen": truth, "rejected": wrong, "method": "correction"})
+        question = pope_questions(scene, rng, 1, 1)[rng.randrange(2)]
+        right = "Yes" if question["label"] == "yes" else "No"
+        rows.append({"id": f"{scene.id}-pope", "image": f"images/{scene.id}.png", "prompt": question["question"],
+                     "chosen": right, "rejected": "No" if right == "Yes" else "Yes", "method": "existence"})
+    ntp_path = os.path.join(data_dir, "dropout_ntp.jsonl")
+    prompt_rows = [PromptRow(f"{s.id}-dntp", [os.path.join(data_dir, "images", f"{s.id}.png")], CAPTION_PROMPT,
+                             chosen=caption(s.objects)) for s in scenes]
+    dropout_ntp(model, processor, prompt_rows, ntp_path, DropoutNTPConfig(max_new_tokens=40, batch_size=32, seed=seed))
+    rows += [json.loads(line) for line in open(ntp_path, encoding="utf-8")]
+    path = os.path.join(data_dir, "pairs.jsonl")
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
 @torch.no_grad()
-def evaluate(model, processor, data_path: str) -> dict[str, float]:
-    """Held-out preference accuracy and image reliance of a PEFT model vs its base."""
-    data = load_preferences(data_path)
-    collator = PreferenceCollator(processor, corruption=CorruptionConfig(seed=1234))
-    model.eval()
-    batch = collator(list(data))
-    rows = len(data)
-    policy = sequence_logps(model, batch)[0].view(3, rows)
-    with model.disable_adapter():
-        base = sequence_logps(model, batch)[0].view(3, rows)
-    ratios = policy - base
-    return {
-        "preference_accuracy": (ratios[0] > ratios[1]).float().mean().item(),
-        "image_reliance": (policy[0] - policy[2]).mean().item(),
-        "image_reliance_base": (base[0] - base[2]).mean().item(),
-        "chosen_logratio": ratios[0].mean().item(),
-    }
+def evaluate(model, processor, scenes: list[Scene]) -> tuple[dict, list[dict]]:
+    """Metrics of one model on held-out scenes, and its captions."""
+    images = [render(s) for s in scenes]
+    greedy = GenerationConfig(max_new_tokens=48, temperature=0.0, batch_size=40)
+    captions = generate(model, processor, [GenerationRequest([img], CAPTION_PROMPT) for img in images], greedy)
+    truths = [list(s.objects) for s in scenes]
+    metrics = {k: v for k, v in chair(captions, truths).items() if k in ("chair_s", "chair_i", "cover")}
+
+    rng = random.Random(7)
+    qa = [(img, task) for img, s in zip(images, scenes)
+          for task in (count_task(s), attribute_task(s, rng), reasoning_task(s, rng))]
+    short = GenerationConfig(max_new_tokens=4, temperature=0.0, batch_size=60)
+    answers = generate(model, processor, [GenerationRequest([img], t.prompt) for img, t in qa], short)
+    metrics["qa_accuracy"] = sum(answer_matches(t.kind, a, t.answer) for (_, t), a in zip(qa, answers)) / len(qa)
+
+    pope = [(img, q) for img, s in zip(images, scenes) for q in pope_questions(s, rng, 1, 1, strategy="adversarial")]
+    replies = generate(model, processor, [GenerationRequest([img], q["question"]) for img, q in pope], short)
+    scores = pope_metrics([parse_yes_no(r) for r in replies], [q["label"] for _, q in pope])
+    metrics["pope_accuracy"], metrics["pope_f1"] = scores["accuracy"], scores["f1"]
+
+    rows = [PreferenceExample(s.id, [img], CAPTION_PROMPT, c or "-", "-") for s, img, c in zip(scenes, images, captions)]
+    metrics["image_reliance"] = image_reliance(model, processor, rows, [c or "-" for c in captions])
+    generations = [{"image_id": s.id, "prompt": CAPTION_PROMPT, "response": c,
+                    "objects": [{"shape": o.shape, "color": o.color, "position": o.position} for o in s.objects]}
+                   for s, c in zip(scenes, captions)]
+    return metrics, generations
+
+
+def train_method(base_dir: str, pairs: str, out_dir: str, objective: str, no_image: bool, config: DemoConfig, seed: int):
+    from mmpo.train import TrainConfig, train
+
+    run = TrainConfig(
+        output_dir=out_dir, model=base_dir, data=pairs, objective=objective, no_image=no_image,
+        max_steps=config.steps, per_device_train_batch_size=16, gradient_accumulation_steps=1,
+        learning_rate=5e-4, warmup_steps=0.1, lora_r=16, lora_alpha=32, lora_dropout=0.05,
+        logging_steps=max(1, config.steps // 12), save_strategy="no", report_to="none", seed=seed, disable_tqdm=True,
+    )
+    return train(run)
+
+
+def aggregate(per_seed: list[dict]) -> dict:
+    """Per method and metric: the value (one seed) or mean, std and values (several)."""
+    if len(per_seed) == 1:
+        return per_seed[0]
+    out = {}
+    for method in per_seed[0]:
+        out[method] = {}
+        for metric in per_seed[0][method]:
+            values = [run[method][metric] for run in per_seed]
+            out[method][metric] = {"mean": statistics.mean(values), "std": statistics.stdev(values), "values": values}
+    return out
 
 
 def run_demo(config: DemoConfig) -> dict:
-    from mmpo.train import TrainConfig, train
+    """Run the whole experiment and write every output under ``config.out``."""
+    from peft import PeftModel
 
+    from mmpo.eval.report import write_report
+
+    started = time.time()
+    torch.manual_seed(config.seed)
     os.makedirs(config.out, exist_ok=True)
-    model_dir = os.path.join(config.out, "model")
-    build_tiny_model("llava", model_dir, image_size=32, patch_size=8, seed=config.seed,
-                     corpus=[caption(make_scene(s).objects) for s in range(400)])
-    train_path = write_pairs(os.path.join(config.out, "data", "train"), config.train_rows, config.seed)
-    eval_path = write_pairs(os.path.join(config.out, "data", "eval"), config.eval_rows, config.seed + 1)
-    processor = load_processor(model_dir)
-    results = {}
-    for method, (objective, no_image) in METHODS.items():
-        run = TrainConfig(
-            output_dir=os.path.join(config.out, "runs", method), model=model_dir, data=train_path,
-            objective=objective, no_image=no_image, max_steps=config.steps, learning_rate=5e-4,
-            per_device_train_batch_size=8, gradient_accumulation_steps=1, lora_r=16, lora_alpha=32,
-            logging_steps=10, save_strategy="no", report_to="none", seed=config.seed, disable_tqdm=True,
-        )
-        result = train(run)
-        from peft import PeftModel
+    pretrain = PretrainConfig(steps=config.pretrain_steps, seed=config.seed)
+    base_dir = shapes_vlm(pretrain)
+    print(f"base model: {base_dir}")
+    processor = load_processor(base_dir)
+    base = load_model(base_dir, dtype=torch.float32).eval()
+    eval_scenes = [make_scene(EVAL_SEED_OFFSET + i, scene_id=f"eval{i}") for i in range(config.eval_scenes)]
+    image_paths = save_scenes(eval_scenes, os.path.join(config.out, "images"))
+    methods = dict(METHODS, **(ABLATIONS if config.ablations else {}))
 
-        from mmpo.model.load import load_model
+    base_metrics, base_generations = evaluate(base, processor, eval_scenes)
+    generations, histories, per_seed = {"base": base_generations}, {"base": []}, []
+    for k in range(config.seeds):
+        seed = config.seed + k
+        scenes = [make_scene(1_000_000 * (seed + 1) + i, scene_id=f"train{seed}-{i}") for i in range(config.train_scenes)]
+        pairs = build_pairs(base, processor, scenes, os.path.join(config.out, "data", f"seed{seed}"), seed)
+        results = {"base": base_metrics}
+        for method, (objective, no_image) in methods.items():
+            run_dir = os.path.join(config.out, "runs", f"seed{seed}", method)
+            result = train_method(base_dir, pairs, run_dir, objective, no_image, config, seed)
+            trained = PeftModel.from_pretrained(load_model(base_dir, dtype=torch.float32), run_dir).eval()
+            results[method], gens = evaluate(trained, processor, eval_scenes)
+            if k == 0:
+                generations[method], histories[method] = gens, result.history
+            print(f"seed {seed} {method:>15}: " + ", ".join(f"{m} {v:.3f}" for m, v in results[method].items()))
+        per_seed.append(results)
 
-        trained = PeftModel.from_pretrained(load_model(model_dir, dtype=torch.float32), run.output_dir)
-        results[method] = {"train": result.history[-1], **evaluate(trained, processor, eval_path)}
-        print(f"{method:>13}: {json.dumps({k: round(v, 4) for k, v in results[method].items() if k != 'train'})}")
-    write_json_atomic(os.path.join(config.out, "results.json"), {"methods": results, "config": vars(config)})
-    return results
+    summary = {"methods": aggregate(per_seed), "config": asdict(config), "base_model": base_dir,
+               "seconds": round(time.time() - started, 1)}
+    for method, rows in generations.items():
+        write_text_atomic(os.path.join(config.out, "generations", f"{method}.jsonl"),
+                          "".join(json.dumps(r) + "\n" for r in rows))
+    write_json_atomic(os.path.join(config.out, "results.json"), summary)
+    write_json_atomic(os.path.join(config.out, "histories.json"), histories)
+    paths = write_report(config.out, summary, histories, generations, image_paths)
+    print(open(paths["markdown"], encoding="utf-8").read())
+    print(f"demo finished in {summary['seconds']:.0f}s; results in {config.out}")
+    return summary
