@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mmpo.eval.chair import caption_report
-from mmpo.io import write_text_atomic
+from mmpo.io import publish, write_text_atomic
 
 Metric = float | Mapping[str, Any]  # a number, or {"mean", "std", "values"} over seeds
 
@@ -103,7 +103,7 @@ def _save_figure(fig, path: str) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

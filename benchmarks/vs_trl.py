@@ -1,0 +1,244 @@
+"""Throughput and peak memory of mmpo against its peers, on the same rows, same steps.
+
+    python benchmarks/vs_trl.py [--steps 6] [--rows 24] [--batch 4] [--repeats 2]
+
+A tiny but image-heavy LLaVA-architecture model (256 image tokens per image, random init)
+is trained with LoRA for the same steps on the same shapes-world pairs by:
+
+- DPO: mmpo vs TRL's DPOTrainer (``loss_type="sigmoid"``),
+- MPO: mmpo vs TRL's DPOTrainer (``loss_type=["sigmoid", "bco_pair", "sft"]``, weights 0.8/0.2/1),
+- mDPO: mmpo vs a loop doing what the official mDPO code does: chosen and rejected with the
+  image duplicated, an extra forward for a corrupted image re-sampled per pass, all logits
+  materialised, and the same calls again for the reference.
+
+Every run is its own process (so peaks do not leak between runs); runs alternate between the
+two sides and repeat. Printed: rows/s and the peak resident memory added by training (the
+process high-water mark reset just before the first step), with the ratios mmpo / peer.
+Requires ``pip install trl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+
+def rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def reset_peak() -> None:
+    """Reset the process's resident-memory high-water mark (Linux)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def prepare(root: str, rows: int) -> dict:
+    """The model and the data, written once for every run."""
+    from mmpo.demo import hallucinate
+    from mmpo.model.tiny import build_tiny_model
+    from mmpo.shapes.world import caption, make_scene, render
+
+    model_dir = os.path.join(root, "model")
+    build_tiny_model("llava", model_dir, image_size=128, patch_size=8, hidden=256, layers=2, vision_hidden=64,
+                     corpus=[caption(make_scene(s).objects) for s in range(300)])
+    import random
+
+    rng = random.Random(0)
+    os.makedirs(os.path.join(root, "images"), exist_ok=True)
+    with open(os.path.join(root, "pairs.jsonl"), "w") as f:
+        for i in range(rows):
+            scene = make_scene(i)
+            render(scene, size=128).save(os.path.join(root, "images", f"{i}.png"))
+            f.write(json.dumps({"id": f"r{i}", "image": f"images/{i}.png", "prompt": "Describe the image.",
+                                "chosen": caption(scene.objects), "rejected": caption(hallucinate(scene.objects, rng))}) + "\n")
+    return {"model": model_dir, "data": os.path.join(root, "pairs.jsonl")}
+
+
+def lora_kwargs() -> dict:
+    return dict(r=16, lora_alpha=32, lora_dropout=0.0)
+
+
+def run_mmpo(paths: dict, objective: str, steps: int, batch: int, out: str) -> dict:
+    from mmpo.train import PreferenceTrainer, TrainConfig
+    from mmpo.train.run import build_model, load_training_data
+    from mmpo.model.load import load_processor
+
+    config = TrainConfig(output_dir=out, model=paths["model"], data=paths["data"], objective=objective,
+                         max_steps=steps, per_device_train_batch_size=batch, gradient_accumulation_steps=1,
+                         learning_rate=1e-4, warmup_steps=0, lora_r=16, lora_alpha=32, lora_dropout=0.0,
+                         save_strategy="no", report_to="none", disable_tqdm=True, logging_steps=steps)
+    data = load_training_data(config)
+    model, ref = build_model(config)
+    trainer = PreferenceTrainer(model, config, data, load_processor(paths["model"]), ref_model=ref)
+    return timed(lambda: trainer.train(), steps * batch)
+
+
+def run_trl(paths: dict, loss: str, steps: int, batch: int, out: str) -> dict:
+    import datasets
+    from peft import LoraConfig
+    from PIL import Image
+    from trl import DPOConfig, DPOTrainer
+
+    from mmpo.model.load import language_model_lora_targets, load_model, load_processor
+
+    rows = [json.loads(line) for line in open(paths["data"])]
+    root = os.path.dirname(paths["data"])
+    dataset = datasets.Dataset.from_list([{
+        "images": [Image.open(os.path.join(root, r["image"])).convert("RGB")],
+        "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": r["prompt"]}]}],
+        "chosen": [{"role": "assistant", "content": [{"type": "text", "text": r["chosen"]}]}],
+        "rejected": [{"role": "assistant", "content": [{"type": "text", "text": r["rejected"]}]}],
+    } for r in rows])
+    model = load_model(paths["model"], dtype="float32")
+    processor = load_processor(paths["model"])
+    losses = {"dpo": (["sigmoid"], None), "mpo": (["sigmoid", "bco_pair", "sft"], [0.8, 0.2, 1.0])}[loss]
+    args = DPOConfig(output_dir=out, per_device_train_batch_size=batch, max_steps=steps, learning_rate=1e-4,
+                     beta=0.1, loss_type=losses[0], loss_weights=losses[1], max_length=None, bf16=False,
+                     report_to="none", save_strategy="no", disable_tqdm=True, logging_steps=steps,
+                     gradient_accumulation_steps=1, warmup_steps=0)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
+                         peft_config=LoraConfig(target_modules=language_model_lora_targets(model), **lora_kwargs()))
+    return timed(lambda: trainer.train(), steps * batch)
+
+
+def run_official_mdpo(paths: dict, steps: int, batch: int) -> dict:
+    """What the official mDPO code does per step, on mmpo's collation: real image duplicated
+    for chosen and rejected, a separate forward for a crop re-sampled per pass, full logits,
+    and the same three forwards for the reference."""
+    import itertools
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from mmpo.data import CorruptionConfig, load_preferences
+    from mmpo.data.collate import PreferenceCollator
+    from mmpo.losses import LogProbs, ObjectiveParams, compute_objective, parse_objective
+    from mmpo.model.load import language_model_lora_targets, load_model, load_processor
+    from mmpo.model.logps import model_inputs
+
+    model = load_model(paths["model"], dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(target_modules=language_model_lora_targets(model), **lora_kwargs()))
+    processor = load_processor(paths["model"])
+    data = list(load_preferences(paths["data"]))
+    plain = PreferenceCollator(processor)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def logps(batch):  # full logits over every position, as the official code does
+        logits = model(**model_inputs(batch)).logits[:, :-1].float()
+        token = torch.log_softmax(logits, -1).gather(-1, batch["input_ids"][:, 1:, None])[..., 0]
+        return (token * batch["response_mask"][:, 1:]).sum(1)
+
+    def corrupted(rows, seed):  # a fresh crop per call
+        return PreferenceCollator(processor, corruption=CorruptionConfig(seed=seed)).responses(rows, [r.chosen for r in rows], corrupted=True)
+
+    def step(i: int, rows) -> None:
+        pair = plain(rows)
+        policy, policy_corrupted = logps(pair), logps(corrupted(rows, 2 * i))
+        with torch.no_grad(), model.disable_adapter():
+            reference, reference_corrupted = logps(pair), logps(corrupted(rows, 2 * i + 1))
+        b = len(rows)
+        loss, _ = compute_objective(parse_objective("mdpo"), LogProbs(
+            policy[:b], policy[b:], pair["response_mask"][:b].sum(1), reference[:b], reference[b:],
+            policy_corrupted, reference_corrupted), ObjectiveParams(beta=0.1))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    batches = itertools.cycle([data[k : k + batch] for k in range(0, len(data) - batch + 1, batch)])
+    return timed(lambda: [step(i, next(batches)) for i in range(steps)], steps * batch)
+
+
+def timed(fn, rows: int) -> dict:
+    import torch
+
+    torch.manual_seed(0)
+    reset_peak()
+    before = rss_kib("VmRSS")
+    start = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - start
+    return {"rows_per_s": rows / seconds, "peak_mib": (rss_kib("VmHWM") - before) / 1024, "seconds": seconds}
+
+
+def child(args) -> None:
+    import warnings
+
+    import torch
+
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    paths = json.loads(args.paths)
+    out = tempfile.mkdtemp()
+    side, task = args.child.split(":")
+    if side == "mmpo":
+        result = run_mmpo(paths, task, args.steps, args.batch, out)
+    elif task == "mdpo":
+        result = run_official_mdpo(paths, args.steps, args.batch)
+    else:
+        result = run_trl(paths, task, args.steps, args.batch, out)
+    print("RESULT " + json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--rows", type=int, default=24)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--tasks", default="dpo,mpo,mdpo")
+    parser.add_argument("--child")
+    parser.add_argument("--paths")
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+
+    root = tempfile.mkdtemp(prefix="mmpo-bench-")
+    paths = prepare(root, args.rows)
+    peers = {"dpo": "trl", "mpo": "trl", "mdpo": "official"}
+    results: dict[str, dict[str, list[dict]]] = {}
+    for task in args.tasks.split(","):
+        results[task] = {"mmpo": [], peers[task]: []}
+        for repeat in range(args.repeats):
+            order = ["mmpo", peers[task]] if repeat % 2 == 0 else [peers[task], "mmpo"]  # alternate
+            for side in order:
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--child", f"{side}:{task}", "--paths", json.dumps(paths),
+                     "--steps", str(args.steps), "--batch", str(args.batch), "--threads", str(args.threads)],
+                    capture_output=True, text=True)
+                line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+                if proc.returncode or not line:
+                    sys.exit(f"{side} {task} failed:\n{proc.stderr[-3000:]}")
+                results[task][side].append(json.loads(line[0][7:]))
+    print(f"\n{args.steps} steps × batch {args.batch}, 256 image tokens per row, {args.repeats} alternating repeats, "
+          f"{args.threads} threads\n")
+    print(f"{'task':<6} {'side':<9} {'rows/s':>8} {'peak MiB':>9}")
+    for task, sides in results.items():
+        for side, runs in sides.items():
+            print(f"{task:<6} {side:<9} {statistics.median(r['rows_per_s'] for r in runs):8.2f} "
+                  f"{statistics.median(r['peak_mib'] for r in runs):9.0f}")
+        mine, peer = sides["mmpo"], sides[peers[task]]
+        speed = statistics.median(r["rows_per_s"] for r in mine) / statistics.median(r["rows_per_s"] for r in peer)
+        memory = statistics.median(r["peak_mib"] for r in mine) / max(1e-9, statistics.median(r["peak_mib"] for r in peer))
+        print(f"{task:<6} ratio     {speed:7.2f}× throughput, {memory:.2f}× peak memory (mmpo / {peers[task]})")
+
+
+if __name__ == "__main__":
+    main()
