@@ -13,7 +13,8 @@ is trained with LoRA for the same steps on the same shapes-world pairs by:
 
 Every run is its own process (so peaks do not leak between runs); runs alternate between the
 two sides and repeat. Printed: rows/s and the peak resident memory added by training (the
-process high-water mark reset just before the first step), with the ratios mmpo / peer.
+process high-water mark reset just before training), with the ratios mmpo / peer.
+Throughput counts the steps after the first, so set-up and warm-up are excluded on both sides.
 Requires ``pip install trl``.
 """
 
@@ -87,7 +88,7 @@ def run_mmpo(paths: dict, objective: str, steps: int, batch: int, out: str) -> d
     data = load_training_data(config)
     model, ref = build_model(config)
     trainer = PreferenceTrainer(model, config, data, load_processor(paths["model"]), ref_model=ref)
-    return timed(lambda: trainer.train(), steps * batch)
+    return timed_trainer(trainer, batch)
 
 
 def run_trl(paths: dict, loss: str, steps: int, batch: int, out: str) -> dict:
@@ -115,7 +116,7 @@ def run_trl(paths: dict, loss: str, steps: int, batch: int, out: str) -> dict:
                      gradient_accumulation_steps=1, warmup_steps=0)
     trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=processor,
                          peft_config=LoraConfig(target_modules=language_model_lora_targets(model), **lora_kwargs()))
-    return timed(lambda: trainer.train(), steps * batch)
+    return timed_trainer(trainer, batch)
 
 
 def run_official_mdpo(paths: dict, steps: int, batch: int) -> dict:
@@ -162,19 +163,41 @@ def run_official_mdpo(paths: dict, steps: int, batch: int) -> dict:
         optimizer.zero_grad()
 
     batches = itertools.cycle([data[k : k + batch] for k in range(0, len(data) - batch + 1, batch)])
-    return timed(lambda: [step(i, next(batches)) for i in range(steps)], steps * batch)
+    stamps: list[float] = []
+
+    def loop() -> None:
+        for i in range(steps):
+            step(i, next(batches))
+            stamps.append(time.perf_counter())
+
+    return timed(loop, stamps, batch)
 
 
-def timed(fn, rows: int) -> dict:
+def timed_trainer(trainer, batch: int) -> dict:
+    from transformers import TrainerCallback
+
+    stamps: list[float] = []
+
+    class Stamp(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            stamps.append(time.perf_counter())
+
+    trainer.add_callback(Stamp())
+    return timed(trainer.train, stamps, batch)
+
+
+def timed(fn, stamps: list[float], batch: int) -> dict:
+    """Run ``fn``; throughput over the steps after the first (set-up and warm-up excluded),
+    peak memory over the whole run."""
     import torch
 
     torch.manual_seed(0)
     reset_peak()
     before = rss_kib("VmRSS")
-    start = time.perf_counter()
     fn()
-    seconds = time.perf_counter() - start
-    return {"rows_per_s": rows / seconds, "peak_mib": (rss_kib("VmHWM") - before) / 1024, "seconds": seconds}
+    seconds = stamps[-1] - stamps[0]
+    return {"rows_per_s": (len(stamps) - 1) * batch / seconds, "peak_mib": (rss_kib("VmHWM") - before) / 1024,
+            "seconds": seconds}
 
 
 def child(args) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mmpo.model.prefix import prefix_shared_hidden, supports_prefix_sharing
+
 MODEL_INPUT_EXCLUDE = ("response_mask", "row_ids", "image_sets", "images_per_set", "vision_keys")
 
 
@@ -33,11 +35,14 @@ def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in batch.items() if k not in MODEL_INPUT_EXCLUDE}
 
 
-def sequence_logps(model: nn.Module, batch: dict[str, Any], *, chunk_size: int = 4096) -> tuple[Tensor, Tensor]:
+def sequence_logps(
+    model: nn.Module, batch: dict[str, Any], *, chunk_size: int = 4096, share_prefix: bool = False
+) -> tuple[Tensor, Tensor]:
     """(summed log-probs (N,), response token counts (N,)) for every sequence of ``batch``.
 
     ``batch`` comes from :class:`~mmpo.data.collate.PreferenceCollator`; the token at
-    position t is scored by the logits at position t − 1.
+    position t is scored by the logits at position t − 1. ``share_prefix`` runs each
+    distinct prompt once (:mod:`mmpo.model.prefix`) where the family and batch allow it.
     """
     inner = unwrap(model)
     response_mask: Tensor = batch["response_mask"]  # (N, T)
@@ -47,7 +52,10 @@ def sequence_logps(model: nn.Module, batch: dict[str, Any], *, chunk_size: int =
     backbone = getattr(inner, "model", None)
     head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
 
-    if backbone is not None and head is not None:
+    if share_prefix and head is not None and supports_prefix_sharing(backbone, batch):
+        hidden = prefix_shared_hidden(backbone, batch, targets)  # (M, H)
+        token_logps = _chunked_logps(head, hidden, target_ids, chunk_size)
+    elif backbone is not None and head is not None:
         if "image_sets" in batch:
             hidden = _shared_image_forward(backbone, batch)  # (N, T, H)
         else:

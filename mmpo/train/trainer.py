@@ -80,7 +80,7 @@ class PreferenceTrainer(Trainer):
     # -- the loss ----------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         rows = len(inputs["row_ids"])
-        policy, lengths = sequence_logps(model, inputs)  # (N,), N = 2B or 3B
+        policy, lengths = sequence_logps(model, inputs, share_prefix=self.args.share_prefix)  # (N,), N = 2B or 3B
         reference = self.reference_logps(model, inputs) if needs_reference(self.weights) else None
         logps = split_logps(policy, reference, lengths, rows)
         loss, metrics = compute_objective(self.weights, logps, self.params)
@@ -96,11 +96,12 @@ class PreferenceTrainer(Trainer):
             rows = [self.reference_cache[(row_id, epoch)] for row_id in inputs["row_ids"]]
             table = torch.stack(rows).to(inputs["input_ids"].device)  # (B, groups)
             return table.T.reshape(-1)  # group-major, like the batch
+        share_prefix = self.args.share_prefix
         if self.ref_model is not None:
-            return sequence_logps(self.ref_model, inputs)[0]
+            return sequence_logps(self.ref_model, inputs, share_prefix=share_prefix)[0]
         peft_model = self.accelerator.unwrap_model(model)
         with peft_model.disable_adapter():
-            return sequence_logps(model, inputs)[0]
+            return sequence_logps(model, inputs, share_prefix=share_prefix)[0]
 
     # -- logging and state -------------------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:

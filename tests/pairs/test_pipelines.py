@@ -140,3 +140,13 @@ def test_missing_answer_is_a_clear_error(prompts):
     (prompts / "noanswer.jsonl").write_text('{"image": "images/0.png", "question": "How many?"}\n')
     with pytest.raises(DataError, match=r"noanswer.jsonl:1: field 'answer': is missing"):
         load_prompt_rows(str(prompts / "noanswer.jsonl"), need="answer")
+
+
+def test_pairs_cli_dropout_ntp(prompts, tiny_models, capsys):
+    out = prompts / "cli_pairs.jsonl"
+    rc = main(["pairs", "dropout-ntp", "--model", tiny_models["llava"], "--data", str(prompts / "prompts.jsonl"),
+               "--out", str(out), "--max_new_tokens", "6", "--batch_size", "4", "--device", "cpu"])
+    assert rc == 0
+    assert "5 inputs, 5 done" in capsys.readouterr().out
+    assert load_preferences(str(out)).report.rows_kept >= 1
+    assert main(["pairs", "nope"]) == 2
