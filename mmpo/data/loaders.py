@@ -176,7 +176,8 @@ def _image_paths(value: Any, root: str, location: str, field: str, check: ImageC
     return resolved
 
 
-def _read_json_lines(path: str) -> Iterator[tuple[str, dict]]:
+def read_json_lines(path: str) -> Iterator[tuple[str, dict | DataError]]:
+    """("file:line", object) per non-blank line; a bad line yields a DataError instead."""
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -200,7 +201,7 @@ def _raise(err: DataError) -> Callable[[ImageCheck], PreferenceExample]:
 
 # --------------------------------------------------------------------------- mmpo JSONL
 def _jsonl_rows(path: str, root: str) -> Iterator[RowThunk]:
-    for index, (location, obj) in enumerate(_read_json_lines(path)):
+    for index, (location, obj) in enumerate(read_json_lines(path)):
         if isinstance(obj, DataError):
             yield location, _raise(obj)
             continue
@@ -238,7 +239,7 @@ def _mmpr_rows(meta_path: str, image_root: str | None, seed: int) -> Iterator[Ro
         annotation = os.path.join(meta_dir, entry["annotation"])
         if not os.path.isfile(annotation):
             raise DataError(meta_path, f"{name}.annotation", f"annotation file not found: {annotation}", "missing_file")
-        lines = list(_read_json_lines(annotation))
+        lines = list(read_json_lines(annotation))
         repeat = entry.get("repeat_time", 1)
         if not isinstance(repeat, (int, float)) or repeat <= 0:
             raise DataError(meta_path, f"{name}.repeat_time", f"must be a positive number, got {repeat!r}", "wrong_type")

@@ -4,11 +4,11 @@ the same validation and path rules as preference data."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
 from mmpo.data.images import check_image, resolve_image_path
+from mmpo.data.loaders import read_json_lines
 from mmpo.data.schema import DataError, check_text
 
 
@@ -26,38 +26,30 @@ def load_prompt_rows(path: str, *, need: str | None = None, image_root: str | No
     """Rows of ``path``; ``need`` names a field every row must have ("answer")."""
     root = image_root or os.path.dirname(os.path.abspath(path))
     rows, seen = [], {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            location = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(location, None, f"is not valid JSON ({exc.msg})", "bad_json") from None
-            if not isinstance(obj, dict):
-                raise DataError(location, None, "must be a JSON object", "wrong_type")
-            images = obj.get("image")
-            images = images if isinstance(images, list) else [images]
-            if images == [None]:
-                raise DataError(location, "image", "is missing; every row needs an image", "missing_field")
-            paths = []
-            for p in images:
-                full = resolve_image_path(p, root, location, "image")
-                check_image(full, location, "image", "exists")
-                paths.append(full)
-            prompt = check_text(obj.get("prompt", obj.get("question")), location, "prompt")
-            row = PromptRow(str(obj.get("id", lineno - 1)), paths, prompt, source=location)
-            if obj.get("chosen") is not None:
-                row.chosen = check_text(obj["chosen"], location, "chosen")
-            if obj.get("answer") is not None:
-                row.answer = check_text(str(obj["answer"]), location, "answer")
-            if need and getattr(row, need) is None:
-                raise DataError(location, need, "is missing; this command needs it", "missing_field")
-            if row.id in seen:
-                raise DataError(location, "id", f"{row.id!r} is already used at {seen[row.id]}", "duplicate_id")
-            seen[row.id] = location
-            rows.append(row)
+    for index, (location, obj) in enumerate(read_json_lines(path)):
+        if isinstance(obj, DataError):
+            raise obj
+        images = obj.get("image")
+        images = images if isinstance(images, list) else [images]
+        if images == [None]:
+            raise DataError(location, "image", "is missing; every row needs an image", "missing_field")
+        paths = []
+        for p in images:
+            full = resolve_image_path(p, root, location, "image")
+            check_image(full, location, "image", "exists")
+            paths.append(full)
+        prompt = check_text(obj.get("prompt", obj.get("question")), location, "prompt")
+        row = PromptRow(str(obj.get("id", index)), paths, prompt, source=location)
+        if obj.get("chosen") is not None:
+            row.chosen = check_text(obj["chosen"], location, "chosen")
+        if obj.get("answer") is not None:
+            row.answer = check_text(str(obj["answer"]), location, "answer")
+        if need and getattr(row, need) is None:
+            raise DataError(location, need, "is missing; this command needs it", "missing_field")
+        if row.id in seen:
+            raise DataError(location, "id", f"{row.id!r} is already used at {seen[row.id]}", "duplicate_id")
+        seen[row.id] = location
+        rows.append(row)
     if not rows:
         raise DataError(path, None, "holds no rows", "empty_dataset")
     return rows
