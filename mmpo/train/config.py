@@ -67,6 +67,8 @@ class TrainConfig(TrainingArguments):
     def __post_init__(self) -> None:
         if self.bf16 is None:
             self.bf16 = _bf16_available()
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False  # nothing to pin to on a CPU-only machine
         super().__post_init__()
         self.objective_weights = parse_objective(self.objective)
         if self.loss_weights:

@@ -153,6 +153,16 @@ def test_full_finetune_and_merge(tiny_models, pref_file, tmp_path):
     assert not torch.equal(dict(merged.named_parameters())[name], dict(base.named_parameters())[name])
 
 
+def test_shared_paths_train_like_the_plain_path(tiny_models, pref_file, tmp_path):
+    """Image and prefix sharing change how the work is done, not the numbers."""
+    runs = [train(config(tiny_models, pref_file, tmp_path / f"r{i}", objective="mdpo", max_steps=3, warmup_steps=0,
+                         lora_dropout=0.0, share_images=share, share_prefix=share))
+            for i, share in enumerate((False, True))]
+    for plain, shared in zip(*(run.history for run in runs)):
+        for key in ("loss", "rewards/margins", "image/margins"):
+            assert plain[key] == pytest.approx(shared[key], abs=1e-4), key
+
+
 # Per-step losses of a pinned tiny mDPO run: a refactor that changes the math changes these.
 RECORDED_MDPO_LOSSES = [2.07944, 2.05312, 2.05337, 1.97121]
 
