@@ -25,6 +25,7 @@ from typing import Any, Callable
 import torch
 from PIL import Image
 
+from mmpo.data.chat import assistant_text, prompt_text
 from mmpo.data.corrupt import CorruptionConfig, corrupt_image
 from mmpo.data.images import load_image
 from mmpo.data.schema import DataError, PreferenceExample
@@ -93,26 +94,17 @@ class PreferenceCollator:
             for i, img in enumerate(images)
         ]
 
-    def _messages(self, row: PreferenceExample) -> list[dict]:
-        n_images = 0 if self.no_image else len(row.images)
-        content = [{"type": "image"}] * n_images + [{"type": "text", "text": row.prompt}]
-        return [{"role": "user", "content": content}]
-
-    def _prompt_text(self, row: PreferenceExample) -> str:
-        return self.processor.apply_chat_template(self._messages(row), add_generation_prompt=True, tokenize=False)
+    def _n_images(self, row: PreferenceExample) -> int:
+        return 0 if self.no_image else len(row.images)
 
     def _response_ids(self, row: PreferenceExample, response: str) -> list[int]:
         """Tokens of the assistant turn as the chat template writes it (response plus the
         template's end-of-turn marker), tokenized on their own."""
-        messages = self._messages(row) + [{"role": "assistant", "content": [{"type": "text", "text": response}]}]
-        prompt = self._prompt_text(row)
-        full = self.processor.apply_chat_template(messages, tokenize=False)
-        tokenizer = self.processor.tokenizer
-        text = full[len(prompt):] if full.startswith(prompt) else response + (tokenizer.eos_token or "")
-        return tokenizer(text, add_special_tokens=False)["input_ids"]
+        text = assistant_text(self.processor, self._n_images(row), row.prompt, response)
+        return self.processor.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def _encode_prompts(self, rows: list[PreferenceExample], images: list[list[Image.Image]]) -> dict[str, Any]:
-        texts = [self._prompt_text(row) for row in rows]
+        texts = [prompt_text(self.processor, self._n_images(row), row.prompt) for row in rows]
         if self.no_image:
             encoded = self.processor.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
         else:

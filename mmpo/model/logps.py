@@ -90,15 +90,14 @@ def _shared_image_forward(backbone: nn.Module, batch: dict[str, Any]) -> Tensor:
     vision = {key: batch[key] for key in batch["vision_keys"]}
     features = list(backbone.get_image_features(**vision, return_dict=True).pooler_output)
     counts = batch["images_per_set"].tolist()
+    bounds = [0, *itertools.accumulate(counts)]  # set s holds images bounds[s]:bounds[s + 1]
     if len(features) == len(counts):  # one entry per image set (e.g. Idefics3)
         per_set = [[f] for f in features]
     else:  # one entry per image
-        bounds = [0, *itertools.accumulate(counts)]
         per_set = [features[a:b] for a, b in zip(bounds, bounds[1:])]
     sets = batch["image_sets"].tolist()
     inputs = {k: v for k, v in model_inputs(batch).items() if k not in vision}
     if "image_grid_thw" in vision:  # Qwen-VL needs each sequence's grids for its rotary positions
-        bounds = [0, *itertools.accumulate(counts)]
         grids = vision["image_grid_thw"]
         inputs["image_grid_thw"] = torch.cat([grids[bounds[s] : bounds[s + 1]] for s in sets])
     shared = BaseModelOutputWithPooling(pooler_output=[f for s in sets for f in per_set[s]])

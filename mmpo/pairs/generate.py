@@ -7,11 +7,12 @@ resumed run) regenerates exactly the same text for the same rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from PIL import Image
 
+from mmpo.data.chat import assistant_text, prompt_text
 from mmpo.model.logps import unwrap
 
 
@@ -23,7 +24,6 @@ class GenerationRequest:
     images: list[Image.Image]
     prompt: str
     prefix: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -35,29 +35,24 @@ class GenerationConfig:
     seed: int = 0
 
 
-def prompt_text(processor, n_images: int, prompt: str) -> str:
-    content = [{"type": "image"}] * n_images + [{"type": "text", "text": prompt}]
-    return processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False)
-
-
 def end_of_turn_ids(processor) -> list[int]:
     """Token ids that end an assistant turn: EOS plus the chat template's own end marker
     (``<|im_end|>``, ``<end_of_utterance>``…), read off the template itself."""
     tok = processor.tokenizer
     ids = {tok.eos_token_id} if tok.eos_token_id is not None else set()
-    user = [{"role": "user", "content": [{"type": "text", "text": "q"}]}]
-    prompt = processor.apply_chat_template(user, add_generation_prompt=True, tokenize=False)
-    full = processor.apply_chat_template(user + [{"role": "assistant", "content": [{"type": "text", "text": "x"}]}], tokenize=False)
-    if full.startswith(prompt + "x"):
-        tail = tok(full[len(prompt) + 1 :], add_special_tokens=False)["input_ids"]
-        if tail:
-            ids.add(tail[0])
+    tail = tok(assistant_text(processor, 0, "q", "x").removeprefix("x"), add_special_tokens=False)["input_ids"]
+    if tail:
+        ids.add(tail[0])
     return sorted(ids)
 
 
 @torch.no_grad()
-def generate_batch(model, processor, requests: list[GenerationRequest], config: GenerationConfig, batch_seed: int) -> list[str]:
-    """Continuations (text after each request's prefix) for one batch."""
+def generate_batch(
+    model, processor, requests: list[GenerationRequest], config: GenerationConfig, batch_seed: int,
+    eos_ids: list[int] | None = None,
+) -> list[str]:
+    """Continuations (text after each request's prefix) for one batch; ``eos_ids`` default
+    to :func:`end_of_turn_ids`."""
     tok = processor.tokenizer
     texts = [prompt_text(processor, len(r.images), r.prompt) + r.prefix for r in requests]
     old_side = tok.padding_side
@@ -81,7 +76,7 @@ def generate_batch(model, processor, requests: list[GenerationRequest], config: 
         do_sample=sample,
         temperature=config.temperature if sample else None,
         top_p=config.top_p if sample else None,
-        eos_token_id=end_of_turn_ids(processor),
+        eos_token_id=eos_ids or end_of_turn_ids(processor),
         pad_token_id=tok.pad_token_id,
     )
     new_tokens = out[:, enc["input_ids"].shape[1] :]
@@ -92,10 +87,11 @@ def generate_batch(model, processor, requests: list[GenerationRequest], config: 
 def generate(model, processor, requests: list[GenerationRequest], config: GenerationConfig) -> list[str]:
     """Continuations for every request, in order, in fixed batches seeded by position."""
     outputs: list[str] = []
+    eos_ids = end_of_turn_ids(processor)
     was_training = model.training
     model.eval()
     for start in range(0, len(requests), config.batch_size):
         batch = requests[start : start + config.batch_size]
-        outputs.extend(generate_batch(model, processor, batch, config, config.seed * 1_000_003 + start))
+        outputs.extend(generate_batch(model, processor, batch, config, config.seed * 1_000_003 + start, eos_ids))
     model.train(was_training)
     return outputs

@@ -114,11 +114,8 @@ def precompute_reference(trainer: PreferenceTrainer, data: PreferenceData, confi
         collator.epoch = epoch
         for start in range(0, len(data), size):
             rows = [data[i] for i in range(start, min(len(data), start + size))]
-            batch = trainer._prepare_inputs(collator(rows))
-            cache_ref = trainer.reference_cache
-            trainer.reference_cache = None
-            logps = trainer.reference_logps(model, batch).float().cpu().view(-1, len(rows))  # (groups, B)
-            trainer.reference_cache = cache_ref
+            batch = {k: v.to(trainer.args.device) if torch.is_tensor(v) else v for k, v in collator(rows).items()}
+            logps = trainer.live_reference_logps(model, batch).float().cpu().view(-1, len(rows))  # (groups, B)
             for j, row in enumerate(rows):
                 cache[(row.id, epoch)] = logps[:, j].clone()
     collator.epoch = saved_epoch

@@ -96,6 +96,11 @@ class PreferenceTrainer(Trainer):
             rows = [self.reference_cache[(row_id, epoch)] for row_id in inputs["row_ids"]]
             table = torch.stack(rows).to(inputs["input_ids"].device)  # (B, groups)
             return table.T.reshape(-1)  # group-major, like the batch
+        return self.live_reference_logps(model, inputs)
+
+    @torch.no_grad()
+    def live_reference_logps(self, model, inputs) -> torch.Tensor:
+        """Reference log-probs computed now: the frozen copy, or ``model`` without adapters."""
         share_prefix = self.args.share_prefix
         if self.ref_model is not None:
             return sequence_logps(self.ref_model, inputs, share_prefix=share_prefix)[0]
