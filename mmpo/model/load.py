@@ -31,7 +31,7 @@ def load_model(path: str, *, dtype: torch.dtype | str = "auto", trust_remote_cod
 
 
 @contextlib.contextmanager
-def _video_processor_optional():
+def video_processor_optional():
     """Lets a processor be built with ``video_processor=None``.
 
     Several image+video processors (Qwen2-VL, Qwen2.5-VL) insist on a video processor, which
@@ -72,7 +72,7 @@ def load_processor(path: str, *, trust_remote_code: bool = False):
             raise first_error
         template_file = os.path.join(path, "chat_template.jinja")
         template = open(template_file, encoding="utf-8").read() if os.path.isfile(template_file) else None
-        with _video_processor_optional():
+        with video_processor_optional():
             return cls(
                 image_processor=AutoImageProcessor.from_pretrained(path),
                 tokenizer=AutoTokenizer.from_pretrained(path),

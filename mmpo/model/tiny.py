@@ -160,7 +160,7 @@ def _llava(corpus, vocab_size, image_size, patch_size, hidden, layers, vision_hi
 def _qwen2_vl(corpus, vocab_size, image_size, patch_size, hidden, layers, vision_hidden):
     from transformers import Qwen2VLConfig, Qwen2VLImageProcessor, Qwen2VLProcessor
 
-    from mmpo.model.load import _video_processor_optional
+    from mmpo.model.load import video_processor_optional
 
     specials = ["<|vision_start|>", "<|image_pad|>", "<|vision_end|>", "<|video_pad|>", "<|im_start|>", "<|im_end|>"]
     tok = train_tokenizer(corpus, specials, vocab_size)
@@ -179,7 +179,7 @@ def _qwen2_vl(corpus, vocab_size, image_size, patch_size, hidden, layers, vision
         video_processor = Qwen2VLVideoProcessor()
     except ImportError:  # needs torchvision; image-only training does not
         video_processor = None
-    with _video_processor_optional():
+    with video_processor_optional():
         processor = Qwen2VLProcessor(
             image_processor=image_processor, tokenizer=tok, video_processor=video_processor, chat_template=template
         )

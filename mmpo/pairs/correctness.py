@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mmpo.data.images import load_image
 from mmpo.pairs.answers import extract_answer, is_correct, normalize
@@ -99,8 +99,7 @@ def correctness(model, processor, rows: list[PromptRow], out_path: str, config: 
         row = batch[0]
         images = [load_image(p, row.source) for p in row.images]
         request = GenerationRequest(images, cot_prompt(row.prompt, config.style))
-        seeded = GenerationConfig(gen.max_new_tokens, gen.temperature, gen.top_p, gen.batch_size,
-                                  seed=config.seed * 7_919 + start)
+        seeded = replace(gen, seed=config.seed * 7_919 + start)  # fixed by the question's position
         responses = generate(model, processor, [request] * config.samples, seeded)
         rng = random.Random(f"{config.seed}|{row.id}")
         pairs, correct, unparsed, drops = make_pairs(responses, row.answer, config.max_pairs, rng)

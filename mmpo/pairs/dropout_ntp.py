@@ -11,7 +11,7 @@ sampled from the model *with* the image first.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mmpo.data.images import load_image
 from mmpo.pairs.generate import GenerationConfig, GenerationRequest, generate
@@ -80,5 +80,4 @@ def dropout_ntp(model, processor, rows: list[PromptRow], out_path: str, config: 
 def _seeded(gen: GenerationConfig, start: int, stage: int) -> GenerationConfig:
     """The generation config with a seed fixed by the batch's position and the stage, so a
     resumed run draws exactly what an uninterrupted one would."""
-    return GenerationConfig(gen.max_new_tokens, gen.temperature, gen.top_p, gen.batch_size,
-                            seed=gen.seed * 7_919 + start * 4 + stage)
+    return replace(gen, seed=gen.seed * 7_919 + start * 4 + stage)
