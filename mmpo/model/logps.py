@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mmpo.model.prefix import prefix_shared_hidden, supports_prefix_sharing
+from mmpo.model.prefix import prefix_shared_hidden, supports_prefix_sharing, text_decoder
 
 MODEL_INPUT_EXCLUDE = ("response_mask", "row_ids", "image_sets", "images_per_set", "vision_keys")
 
@@ -35,14 +35,26 @@ def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in batch.items() if k not in MODEL_INPUT_EXCLUDE}
 
 
+# Features of a batch's distinct image sets: [set][image] → (image tokens, hidden) tensor.
+ImageFeatures = list[list[Tensor]]
+
+
 def sequence_logps(
-    model: nn.Module, batch: dict[str, Any], *, chunk_size: int = 4096, share_prefix: bool = False
+    model: nn.Module,
+    batch: dict[str, Any],
+    *,
+    chunk_size: int = 4096,
+    share_prefix: bool = False,
+    image_features: ImageFeatures | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(summed log-probs (N,), response token counts (N,)) for every sequence of ``batch``.
 
     ``batch`` comes from :class:`~mmpo.data.collate.PreferenceCollator`; the token at
     position t is scored by the logits at position t − 1. ``share_prefix`` runs each
     distinct prompt once (:mod:`mmpo.model.prefix`) where the family and batch allow it.
+    ``image_features`` (from :func:`encode_image_sets`, for a batch with shared images)
+    skips the vision tower: pass the same features to the policy and the reference pass
+    when neither can change them (:func:`image_encoder_frozen`).
     """
     inner = unwrap(model)
     response_mask: Tensor = batch["response_mask"]  # (N, T)
@@ -52,12 +64,16 @@ def sequence_logps(
     backbone = getattr(inner, "model", None)
     head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
 
+    if "image_sets" in batch and image_features is None:
+        image_features = encode_image_sets(inner, batch)
+
     if share_prefix and head is not None and supports_prefix_sharing(backbone, batch):
-        hidden = prefix_shared_hidden(backbone, batch, targets)  # (M, H)
+        prompt_images = encoder_outputs(image_features, list(range(len(image_features))))  # prompt g ↔ image set g
+        hidden = prefix_shared_hidden(backbone, batch, targets, prompt_images)  # (M, H)
         token_logps = _chunked_logps(head, hidden, target_ids, chunk_size)
     elif backbone is not None and head is not None:
         if "image_sets" in batch:
-            hidden = _shared_image_forward(backbone, batch)  # (N, T, H)
+            hidden = _shared_image_forward(backbone, batch, image_features)  # (N, T, H)
         else:
             hidden = backbone(**model_inputs(batch), use_cache=False).last_hidden_state  # (N, T, H)
         hidden = hidden[:, :-1][targets]  # (M, H)
@@ -83,25 +99,63 @@ def supports_shared_images(model: nn.Module) -> bool:
     )
 
 
-def _shared_image_forward(backbone: nn.Module, batch: dict[str, Any]) -> Tensor:
-    """Encode each distinct image set once, hand every sequence the features of its set."""
-    from transformers.modeling_outputs import BaseModelOutputWithPooling
+def image_encoder_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Parameters that shape image features before the language model sees them (vision
+    tower, projector / connector): everything in the backbone outside its text decoder."""
+    backbone = getattr(unwrap(model), "model", None)
+    decoder = text_decoder(backbone) if backbone is not None else None
+    if decoder is None:
+        return []
+    inside = {id(p) for p in decoder.parameters()}
+    return [p for p in backbone.parameters() if id(p) not in inside]
 
+
+def image_encoder_frozen(model: nn.Module, ref_model: nn.Module | None = None) -> bool:
+    """Whether image features are fixed during training and equal for policy and reference:
+    no trainable parameter (LoRA included) in the policy's image encoder, and a separate
+    reference model, if any, holds the same encoder weights."""
+    params = image_encoder_parameters(model)
+    if not params or any(p.requires_grad for p in params):
+        return False
+    if ref_model is None:  # the reference is the policy with its adapters disabled
+        return True
+    theirs = image_encoder_parameters(ref_model)
+    return len(theirs) == len(params) and all(
+        a.shape == b.shape and torch.equal(a.detach().cpu(), b.detach().cpu()) for a, b in zip(params, theirs)
+    )
+
+
+def encode_image_sets(model: nn.Module, batch: dict[str, Any]) -> ImageFeatures:
+    """Run the vision tower and projector once on each distinct image set of a batch
+    collated with ``share_images``."""
+    backbone = unwrap(model).model
     vision = {key: batch[key] for key in batch["vision_keys"]}
     features = list(backbone.get_image_features(**vision, return_dict=True).pooler_output)
     counts = batch["images_per_set"].tolist()
-    bounds = [0, *itertools.accumulate(counts)]  # set s holds images bounds[s]:bounds[s + 1]
     if len(features) == len(counts):  # one entry per image set (e.g. Idefics3)
-        per_set = [[f] for f in features]
-    else:  # one entry per image
-        per_set = [features[a:b] for a, b in zip(bounds, bounds[1:])]
+        return [[f] for f in features]
+    bounds = [0, *itertools.accumulate(counts)]  # set s holds images bounds[s]:bounds[s + 1]
+    return [features[a:b] for a, b in zip(bounds, bounds[1:])]  # one entry per image
+
+
+def encoder_outputs(per_set: ImageFeatures, sets: list[int]) -> dict[str, Any]:
+    """transformers' ``mm_encoder_outputs`` argument handing sequence i the features of
+    image set ``sets[i]``."""
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    return {"image": BaseModelOutputWithPooling(pooler_output=[f for s in sets for f in per_set[s]])}
+
+
+def _shared_image_forward(backbone: nn.Module, batch: dict[str, Any], per_set: ImageFeatures) -> Tensor:
+    """Every sequence gets the already-encoded features of its image set."""
+    vision = batch["vision_keys"]
     sets = batch["image_sets"].tolist()
     inputs = {k: v for k, v in model_inputs(batch).items() if k not in vision}
     if "image_grid_thw" in vision:  # Qwen-VL needs each sequence's grids for its rotary positions
-        grids = vision["image_grid_thw"]
+        grids = batch["image_grid_thw"]
+        bounds = [0, *itertools.accumulate(batch["images_per_set"].tolist())]
         inputs["image_grid_thw"] = torch.cat([grids[bounds[s] : bounds[s + 1]] for s in sets])
-    shared = BaseModelOutputWithPooling(pooler_output=[f for s in sets for f in per_set[s]])
-    return backbone(**inputs, mm_encoder_outputs={"image": shared}, use_cache=False).last_hidden_state
+    return backbone(**inputs, mm_encoder_outputs=encoder_outputs(per_set, sets), use_cache=False).last_hidden_state
 
 
 def _chunked_logps(head: nn.Module, hidden: Tensor, target_ids: Tensor, chunk_size: int) -> Tensor:

@@ -40,9 +40,12 @@ def supports_prefix_sharing(backbone: nn.Module | None, batch: dict[str, Any]) -
     )
 
 
-def prefix_shared_hidden(backbone: nn.Module, batch: dict[str, Any], targets: Tensor) -> Tensor:
+def prefix_shared_hidden(
+    backbone: nn.Module, batch: dict[str, Any], targets: Tensor, prompt_images: dict[str, Any]
+) -> Tensor:
     """Hidden states at the positions that predict response tokens, (M, H), in the same
-    order as ``batch["input_ids"][:, 1:][targets]``."""
+    order as ``batch["input_ids"][:, 1:][targets]``. ``prompt_images``: the
+    ``mm_encoder_outputs`` giving distinct prompt g the features of image set g."""
     from transformers.cache_utils import DynamicCache
 
     input_ids, response_mask = batch["input_ids"], batch["response_mask"]  # (N, T)
@@ -62,9 +65,8 @@ def prefix_shared_hidden(backbone: nn.Module, batch: dict[str, Any], targets: Te
         prompt_ids[g, width - length :] = input_ids[j, :length]
         prompt_mask[g, width - length :] = 1
     positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)  # (G, P): 0.. from each prompt's first token
-    vision = {key: batch[key] for key in batch["vision_keys"]}
     prompt_out = backbone(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions,
-                          use_cache=True, **vision)
+                          use_cache=True, mm_encoder_outputs=prompt_images)
     cache = prompt_out.past_key_values
     gathered = DynamicCache(ddp_cache_data=[(layer.keys[sets], layer.values[sets]) for layer in cache.layers])
 

@@ -22,7 +22,7 @@ from mmpo.data.collate import PreferenceCollator
 from mmpo.io import write_json_atomic
 from mmpo.losses import LogProbs, ObjectiveParams, RewardRunningMean, compute_objective, needs_reference
 from mmpo.model.load import save_processor
-from mmpo.model.logps import sequence_logps, supports_shared_images
+from mmpo.model.logps import encode_image_sets, image_encoder_frozen, sequence_logps, supports_shared_images
 from mmpo.train.config import TrainConfig
 
 STATE_FILE = "mmpo_state.json"
@@ -65,6 +65,14 @@ class PreferenceTrainer(Trainer):
             bco_running_mean=RewardRunningMean() if "bco_pair" in self.weights else None,
         )
         self._metrics: dict[str, list[float]] = defaultdict(list)
+        # One vision-tower pass per step for policy and reference, when neither can change it.
+        self.reuse_image_features = (
+            args.reuse_image_features
+            and self.collator.share_images
+            and needs_reference(self.weights)
+            and reference_cache is None
+            and image_encoder_frozen(model, ref_model)
+        )
         super().__init__(
             model=model,
             args=args,
@@ -80,8 +88,13 @@ class PreferenceTrainer(Trainer):
     # -- the loss ----------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         rows = len(inputs["row_ids"])
-        policy, lengths = sequence_logps(model, inputs, share_prefix=self.args.share_prefix)  # (N,), N = 2B or 3B
-        reference = self.reference_logps(model, inputs) if needs_reference(self.weights) else None
+        features = None
+        if self.reuse_image_features and "image_sets" in inputs:
+            with torch.no_grad():
+                features = encode_image_sets(model, inputs)
+        policy, lengths = sequence_logps(model, inputs, share_prefix=self.args.share_prefix,
+                                         image_features=features)  # (N,), N = 2B or 3B
+        reference = self.reference_logps(model, inputs, features) if needs_reference(self.weights) else None
         logps = split_logps(policy, reference, lengths, rows)
         loss, metrics = compute_objective(self.weights, logps, self.params)
         for key, value in metrics.items():
@@ -89,24 +102,25 @@ class PreferenceTrainer(Trainer):
         return (loss, metrics) if return_outputs else loss
 
     @torch.no_grad()
-    def reference_logps(self, model, inputs) -> torch.Tensor:
-        """Reference log-probs of exactly the sequences the policy just scored."""
+    def reference_logps(self, model, inputs, image_features=None) -> torch.Tensor:
+        """Reference log-probs of exactly the sequences the policy just scored
+        (``image_features``: the policy's, when :attr:`reuse_image_features`)."""
         if self.reference_cache is not None:
             epoch = self.collator.epoch if "copo" in self.weights else 0
             rows = [self.reference_cache[(row_id, epoch)] for row_id in inputs["row_ids"]]
             table = torch.stack(rows).to(inputs["input_ids"].device)  # (B, groups)
             return table.T.reshape(-1)  # group-major, like the batch
-        return self.live_reference_logps(model, inputs)
+        return self.live_reference_logps(model, inputs, image_features)
 
     @torch.no_grad()
-    def live_reference_logps(self, model, inputs) -> torch.Tensor:
+    def live_reference_logps(self, model, inputs, image_features=None) -> torch.Tensor:
         """Reference log-probs computed now: the frozen copy, or ``model`` without adapters."""
-        share_prefix = self.args.share_prefix
+        kwargs = dict(share_prefix=self.args.share_prefix, image_features=image_features)
         if self.ref_model is not None:
-            return sequence_logps(self.ref_model, inputs, share_prefix=share_prefix)[0]
+            return sequence_logps(self.ref_model, inputs, **kwargs)[0]
         peft_model = self.accelerator.unwrap_model(model)
         with peft_model.disable_adapter():
-            return sequence_logps(model, inputs, share_prefix=share_prefix)[0]
+            return sequence_logps(model, inputs, **kwargs)[0]
 
     # -- logging and state -------------------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:

@@ -153,11 +153,25 @@ def test_full_finetune_and_merge(tiny_models, pref_file, tmp_path):
     assert not torch.equal(dict(merged.named_parameters())[name], dict(base.named_parameters())[name])
 
 
-def test_shared_paths_train_like_the_plain_path(tiny_models, pref_file, tmp_path):
-    """Image and prefix sharing change how the work is done, not the numbers."""
-    runs = [train(config(tiny_models, pref_file, tmp_path / f"r{i}", objective="mdpo", max_steps=3, warmup_steps=0,
-                         lora_dropout=0.0, share_images=share, share_prefix=share))
-            for i, share in enumerate((False, True))]
+def test_shared_paths_train_like_the_plain_path(tiny_models, pref_file, tmp_path, monkeypatch):
+    """Image sharing, prefix sharing and reusing the policy's image features in the reference
+    pass change how the work is done, not the numbers; with all three the vision tower runs
+    once per step (real images and m′ together) instead of six times."""
+    from transformers import LlavaModel
+
+    encoded = []  # images through the vision tower, per call
+    real = LlavaModel.get_image_features
+    monkeypatch.setattr(LlavaModel, "get_image_features",
+                        lambda self, pixel_values, **kw: encoded.append(len(pixel_values)) or real(self, pixel_values, **kw))
+    runs, images = [], []
+    for i, share in enumerate((False, True)):
+        encoded.clear()
+        runs.append(train(config(tiny_models, pref_file, tmp_path / f"r{i}", objective="mdpo", max_steps=3,
+                                 warmup_steps=0, lora_dropout=0.0, share_images=share, share_prefix=share,
+                                 reuse_image_features=share)))
+        images.append(sum(encoded))
+    rows = 2 * 3  # batch 2 × 3 steps
+    assert images == [rows * 6, rows * 2]  # plain: m for chosen and rejected, m′, twice; shared: m and m′ once
     for plain, shared in zip(*(run.history for run in runs)):
         for key in ("loss", "rewards/margins", "image/margins"):
             assert plain[key] == pytest.approx(shared[key], abs=1e-4), key
