@@ -1,8 +1,9 @@
 """Throughput and peak memory of mmpo against its peers, on the same rows, same steps.
 
-    python benchmarks/vs_trl.py [--steps 6] [--rows 24] [--batch 4] [--repeats 2]
+    python benchmarks/vs_trl.py [--shape lm-heavy,balanced] [--steps 6] [--rows 24] [--batch 4] [--repeats 2]
 
 A tiny but image-heavy LLaVA-architecture model (256 image tokens per image, random init)
+in one or more shapes (``SHAPES``: how costly the vision tower is next to the decoder)
 is trained with LoRA for the same steps on the same shapes-world pairs by:
 
 - DPO: mmpo vs TRL's DPOTrainer (``loss_type="sigmoid"``),
@@ -50,15 +51,33 @@ def reset_peak() -> None:
         pass
 
 
-def prepare(root: str, rows: int) -> dict:
+# Model shapes around a 256-wide, 2-layer Llama decoder (per token: ~1.2 M multiply-adds).
+# What differs between VLMs of different sizes is how heavy the vision tower and the
+# vocabulary projection are next to the decoder; each shape copies one real proportion.
+SHAPES = {
+    "lm-heavy": dict(vision_hidden=64, vocab=None, about=(
+        "a light vision tower and head, as in 7B-class VLMs (LLaVA-1.5-7B: CLIP-L/336 ~4 % of the "
+        "compute per image, the 32k-word head ~2 % of the decoder per token)")),
+    "small-vlm": dict(vision_hidden=256, vocab=1024, about=(
+        "a vision tower as heavy as the decoder and a heavy head, as in 0.5-2B VLMs (LLaVA-OneVision-0.5B, "
+        "InternVL2-1B, Qwen2-VL-2B: the vision tower costs 1.1-3.4x the decoder's image prefix, the 152k-word head "
+        "18-38 % of the decoder per token)")),
+}
+
+
+def prepare(root: str, rows: int, shape: str) -> dict:
     """The model and the data, written once for every run."""
     from mmpo.demo import hallucinate
     from mmpo.model.tiny import build_tiny_model
     from mmpo.shapes.world import caption, make_scene, render
 
     model_dir = os.path.join(root, "model")
-    build_tiny_model("llava", model_dir, image_size=128, patch_size=8, hidden=256, layers=2, vision_hidden=64,
-                     corpus=[caption(make_scene(s).objects) for s in range(300)])
+    model, _ = build_tiny_model("llava", model_dir, image_size=128, patch_size=8, hidden=256, layers=2,
+                                vision_hidden=SHAPES[shape]["vision_hidden"],
+                                corpus=[caption(make_scene(s).objects) for s in range(300)])
+    if SHAPES[shape]["vocab"]:  # a larger output vocabulary than the tiny tokenizer has, as real models pad theirs
+        model.resize_token_embeddings(SHAPES[shape]["vocab"], mean_resizing=False)
+        model.save_pretrained(model_dir)
     import random
 
     rng = random.Random(0)
@@ -70,6 +89,22 @@ def prepare(root: str, rows: int) -> dict:
             f.write(json.dumps({"id": f"r{i}", "image": f"images/{i}.png", "prompt": "Describe the image.",
                                 "chosen": caption(scene.objects), "rejected": caption(hallucinate(scene.objects, rng))}) + "\n")
     return {"model": model_dir, "data": os.path.join(root, "pairs.jsonl")}
+
+
+def proportions(model_dir: str) -> str:
+    """The shape's cost ratios, counted from its config in multiply-adds (attention scores left out)."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        config = json.load(f)
+    text, vision = config["text_config"], config["vision_config"]
+    h, inter, layers = text["hidden_size"], text["intermediate_size"], text["num_hidden_layers"]
+    kv = text["num_key_value_heads"] * (text.get("head_dim") or h // text["num_attention_heads"])
+    decoder = layers * (2 * h * h + 2 * h * kv + 3 * h * inter)  # q, o; k, v; gate, up, down — per token
+    hv, vinter = vision["hidden_size"], vision["intermediate_size"]
+    patches = (vision["image_size"] // vision["patch_size"]) ** 2
+    tower = vision["num_hidden_layers"] * (4 * hv * hv + 2 * hv * vinter) * (patches + 1)  # per image
+    head = h * text["vocab_size"]
+    return (f"vision tower per image = {tower / (decoder * patches):.2f}x the decoder on its {patches} image tokens; "
+            f"head = {head / decoder:.0%} of the decoder per token")
 
 
 def lora_kwargs() -> dict:
@@ -219,8 +254,48 @@ def child(args) -> None:
     print("RESULT " + json.dumps(result))
 
 
+PEERS = {"dpo": "trl", "mpo": "trl", "mdpo": "official"}
+
+
+def measure(args, paths: dict) -> dict[str, dict[str, list[dict]]]:
+    """Every (task, side) run in its own process, sides alternating, ``args.repeats`` times."""
+    results: dict[str, dict[str, list[dict]]] = {}
+    for task in args.tasks.split(","):
+        peer = PEERS[task]
+        results[task] = {"mmpo": [], peer: []}
+        for repeat in range(args.repeats):
+            for side in (["mmpo", peer] if repeat % 2 == 0 else [peer, "mmpo"]):
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--child", f"{side}:{task}", "--paths", json.dumps(paths),
+                     "--steps", str(args.steps), "--batch", str(args.batch), "--threads", str(args.threads)],
+                    capture_output=True, text=True)
+                line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+                if proc.returncode or not line:
+                    sys.exit(f"{side} {task} failed:\n{proc.stderr[-3000:]}")
+                results[task][side].append(json.loads(line[0][7:]))
+    return results
+
+
+def report(shape: str, paths: dict, results: dict[str, dict[str, list[dict]]], args) -> None:
+    def median(runs, key):
+        return statistics.median(r[key] for r in runs)
+
+    print(f"\nshape {shape}: {SHAPES[shape]['about']}\n  {proportions(paths['model'])}")
+    print(f"{args.steps} steps × batch {args.batch}, 256 image tokens per row, {args.repeats} alternating repeats, "
+          f"{args.threads} threads\n")
+    print(f"{'task':<6} {'side':<9} {'rows/s':>8} {'peak MiB':>9}")
+    for task, sides in results.items():
+        for side, runs in sides.items():
+            print(f"{task:<6} {side:<9} {median(runs, 'rows_per_s'):8.2f} {median(runs, 'peak_mib'):9.0f}")
+        mine, peer = sides["mmpo"], sides[PEERS[task]]
+        speed = median(mine, "rows_per_s") / median(peer, "rows_per_s")
+        memory = median(mine, "peak_mib") / max(1e-9, median(peer, "peak_mib"))
+        print(f"{task:<6} ratio     {speed:7.2f}× throughput, {memory:.2f}× peak memory (mmpo / {PEERS[task]})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", default=",".join(SHAPES), help=f"comma-separated, of {', '.join(SHAPES)}")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--rows", type=int, default=24)
     parser.add_argument("--batch", type=int, default=4)
@@ -233,34 +308,11 @@ def main() -> None:
     if args.child:
         return child(args)
 
-    root = tempfile.mkdtemp(prefix="mmpo-bench-")
-    paths = prepare(root, args.rows)
-    peers = {"dpo": "trl", "mpo": "trl", "mdpo": "official"}
-    results: dict[str, dict[str, list[dict]]] = {}
-    for task in args.tasks.split(","):
-        results[task] = {"mmpo": [], peers[task]: []}
-        for repeat in range(args.repeats):
-            order = ["mmpo", peers[task]] if repeat % 2 == 0 else [peers[task], "mmpo"]  # alternate
-            for side in order:
-                proc = subprocess.run(
-                    [sys.executable, __file__, "--child", f"{side}:{task}", "--paths", json.dumps(paths),
-                     "--steps", str(args.steps), "--batch", str(args.batch), "--threads", str(args.threads)],
-                    capture_output=True, text=True)
-                line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-                if proc.returncode or not line:
-                    sys.exit(f"{side} {task} failed:\n{proc.stderr[-3000:]}")
-                results[task][side].append(json.loads(line[0][7:]))
-    print(f"\n{args.steps} steps × batch {args.batch}, 256 image tokens per row, {args.repeats} alternating repeats, "
-          f"{args.threads} threads\n")
-    print(f"{'task':<6} {'side':<9} {'rows/s':>8} {'peak MiB':>9}")
-    for task, sides in results.items():
-        for side, runs in sides.items():
-            print(f"{task:<6} {side:<9} {statistics.median(r['rows_per_s'] for r in runs):8.2f} "
-                  f"{statistics.median(r['peak_mib'] for r in runs):9.0f}")
-        mine, peer = sides["mmpo"], sides[peers[task]]
-        speed = statistics.median(r["rows_per_s"] for r in mine) / statistics.median(r["rows_per_s"] for r in peer)
-        memory = statistics.median(r["peak_mib"] for r in mine) / max(1e-9, statistics.median(r["peak_mib"] for r in peer))
-        print(f"{task:<6} ratio     {speed:7.2f}× throughput, {memory:.2f}× peak memory (mmpo / {peers[task]})")
+    for shape in args.shape.split(","):
+        if shape not in SHAPES:
+            sys.exit(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
+        paths = prepare(tempfile.mkdtemp(prefix="mmpo-bench-"), args.rows, shape)
+        report(shape, paths, measure(args, paths), args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mmpo.model.prefix import prefix_shared_hidden, supports_prefix_sharing, text_decoder
+from mmpo.model.prefix import cached_prefix_hidden, packed_prefix_hidden, prefix_sharing_mode, text_decoder
 
 MODEL_INPUT_EXCLUDE = ("response_mask", "row_ids", "image_sets", "images_per_set", "vision_keys")
 
@@ -67,9 +67,11 @@ def sequence_logps(
     if "image_sets" in batch and image_features is None:
         image_features = encode_image_sets(inner, batch)
 
-    if share_prefix and head is not None and supports_prefix_sharing(backbone, batch):
+    mode = prefix_sharing_mode(backbone, batch) if share_prefix and head is not None else None
+    if mode is not None:
         prompt_images = encoder_outputs(image_features, list(range(len(image_features))))  # prompt g ↔ image set g
-        hidden = prefix_shared_hidden(backbone, batch, targets, prompt_images)  # (M, H)
+        shared_hidden = packed_prefix_hidden if mode == "packed" else cached_prefix_hidden
+        hidden = shared_hidden(backbone, batch, targets, prompt_images)  # (M, H)
         token_logps = _chunked_logps(head, hidden, target_ids, chunk_size)
     elif backbone is not None and head is not None:
         if "image_sets" in batch:

@@ -49,7 +49,7 @@ class TrainConfig(TrainingArguments):
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
     lora_target_modules: str | None = field(default=None, metadata={"help": "peft target_modules regex (default: every linear layer of the language model)."})
     share_images: bool = field(default=True, metadata={"help": "Encode each image once per pass for chosen, rejected (and m′ once), where the family allows it."})
-    share_prefix: bool = field(default=True, metadata={"help": "Run each distinct prompt (image tokens included) once per pass and continue chosen and rejected from its cache (LLaVA-style families; needs share_images, not with gradient checkpointing)."})
+    share_prefix: bool = field(default=True, metadata={"help": "Run each distinct prompt (image tokens included) once per pass and continue chosen and rejected from it: from its key/value cache, or packed in one masked row under gradient checkpointing (families with 1-D rotary positions; needs share_images)."})
     reuse_image_features: bool = field(default=True, metadata={"help": "Encode images once per step and hand the same features to the policy and the reference pass (only when the vision tower and projector are frozen and the reference shares them; needs share_images)."})
     precompute_ref_logps: bool = field(default=False, metadata={"help": "Compute reference log-probs once before training and cache them."})
     merge: bool = field(default=False, metadata={"help": "Also write the LoRA-merged full model to <output_dir>/merged."})

@@ -92,9 +92,10 @@ class PreferenceTrainer(Trainer):
         if self.reuse_image_features and "image_sets" in inputs:
             with torch.no_grad():
                 features = encode_image_sets(model, inputs)
+        # Reference first: its activations are freed before the policy's graph is built.
+        reference = self.reference_logps(model, inputs, features) if needs_reference(self.weights) else None
         policy, lengths = sequence_logps(model, inputs, share_prefix=self.args.share_prefix,
                                          image_features=features)  # (N,), N = 2B or 3B
-        reference = self.reference_logps(model, inputs, features) if needs_reference(self.weights) else None
         logps = split_logps(policy, reference, lengths, rows)
         loss, metrics = compute_objective(self.weights, logps, self.params)
         for key, value in metrics.items():

@@ -10,13 +10,22 @@ from mmpo.model import load_model, load_processor, sequence_logps
 
 
 @pytest.mark.parametrize("family", ["llava", "idefics3"])
-def test_prefix_sharing_matches_full_sequences(tiny_models, pref_file, family, monkeypatch):
+@pytest.mark.parametrize("mode", ["cache", "packed", "packed-eager", "checkpointing"])
+def test_prefix_sharing_matches_full_sequences(tiny_models, pref_file, family, mode, monkeypatch):
     import mmpo.model.logps as logps_module
 
     calls = []
-    real = logps_module.prefix_shared_hidden
-    monkeypatch.setattr(logps_module, "prefix_shared_hidden", lambda *a: calls.append(1) or real(*a))
+    name = "cached_prefix_hidden" if mode == "cache" else "packed_prefix_hidden"
+    real = getattr(logps_module, name)
+    monkeypatch.setattr(logps_module, name, lambda *a: calls.append(1) or real(*a))
     model = load_model(tiny_models[family], dtype=torch.float32)
+    if mode in ("packed", "packed-eager"):
+        monkeypatch.setattr(logps_module, "prefix_sharing_mode", lambda *a: "packed")
+    if mode == "packed-eager":
+        model.set_attn_implementation("eager")
+    if mode == "checkpointing":  # chosen automatically: the cache cannot run under checkpointing
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.train()
     processor = load_processor(tiny_models[family])
     rows = list(load_preferences(pref_file))[:3]
     rows[1].prompt = "Describe the image in a few words, please."  # prompts of different lengths

@@ -93,8 +93,8 @@ def test_policy_and_reference_see_the_same_corrupted_image(tiny_models, pref_fil
 
     monkeypatch.setattr(trainer_module, "sequence_logps", spy)
     train(config(tiny_models, pref_file, tmp_path / "o", objective="mdpo", share_images=share_images))
-    assert len(seen) == 4  # 2 steps × (policy, reference)
-    for (policy_pixels, sets), (reference_pixels, _) in (seen[0:2], seen[2:4]):
+    assert len(seen) == 4  # 2 steps × (reference, policy)
+    for (reference_pixels, _), (policy_pixels, sets) in (seen[0:2], seen[2:4]):
         assert torch.equal(policy_pixels, reference_pixels)
         if share_images:  # pixels of the real images, then of m′; chosen, rejected, chosen-under-m′ index them
             rows = policy_pixels.shape[0] // 2
