@@ -111,7 +111,7 @@ def lora_kwargs() -> dict:
     return dict(r=16, lora_alpha=32, lora_dropout=0.0)
 
 
-def run_mmpo(paths: dict, objective: str, steps: int, batch: int, out: str) -> dict:
+def run_mmpo(paths: dict, objective: str, steps: int, batch: int, out: str, **options) -> dict:
     from mmpo.train import PreferenceTrainer, TrainConfig
     from mmpo.train.run import build_model, load_training_data
     from mmpo.model.load import load_processor
@@ -119,7 +119,7 @@ def run_mmpo(paths: dict, objective: str, steps: int, batch: int, out: str) -> d
     config = TrainConfig(output_dir=out, model=paths["model"], data=paths["data"], objective=objective,
                          max_steps=steps, per_device_train_batch_size=batch, gradient_accumulation_steps=1,
                          learning_rate=1e-4, warmup_steps=0, lora_r=16, lora_alpha=32, lora_dropout=0.0,
-                         save_strategy="no", report_to="none", disable_tqdm=True, logging_steps=steps)
+                         save_strategy="no", report_to="none", disable_tqdm=True, logging_steps=steps, **options)
     data = load_training_data(config)
     model, ref = build_model(config)
     trainer = PreferenceTrainer(model, config, data, load_processor(paths["model"]), ref_model=ref)
@@ -246,15 +246,16 @@ def child(args) -> None:
     out = tempfile.mkdtemp()
     side, task = args.child.split(":")
     if side == "mmpo":
-        result = run_mmpo(paths, task, args.steps, args.batch, out)
-    elif task == "mdpo":
+        objective, options = ("mdpo", {"split_backward": True}) if task == "mdpo-split" else (task, {})
+        result = run_mmpo(paths, objective, args.steps, args.batch, out, **options)
+    elif task.startswith("mdpo"):
         result = run_official_mdpo(paths, args.steps, args.batch)
     else:
         result = run_trl(paths, task, args.steps, args.batch, out)
     print("RESULT " + json.dumps(result))
 
 
-PEERS = {"dpo": "trl", "mpo": "trl", "mdpo": "official"}
+PEERS = {"dpo": "trl", "mpo": "trl", "mdpo": "official", "mdpo-split": "official"}
 
 
 def measure(args, paths: dict) -> dict[str, dict[str, list[dict]]]:
@@ -283,14 +284,14 @@ def report(shape: str, paths: dict, results: dict[str, dict[str, list[dict]]], a
     print(f"\nshape {shape}: {SHAPES[shape]['about']}\n  {proportions(paths['model'])}")
     print(f"{args.steps} steps × batch {args.batch}, 256 image tokens per row, {args.repeats} alternating repeats, "
           f"{args.threads} threads\n")
-    print(f"{'task':<6} {'side':<9} {'rows/s':>8} {'peak MiB':>9}")
+    print(f"{'task':<10} {'side':<9} {'rows/s':>8} {'peak MiB':>9}")
     for task, sides in results.items():
         for side, runs in sides.items():
-            print(f"{task:<6} {side:<9} {median(runs, 'rows_per_s'):8.2f} {median(runs, 'peak_mib'):9.0f}")
+            print(f"{task:<10} {side:<9} {median(runs, 'rows_per_s'):8.2f} {median(runs, 'peak_mib'):9.0f}")
         mine, peer = sides["mmpo"], sides[PEERS[task]]
         speed = median(mine, "rows_per_s") / median(peer, "rows_per_s")
         memory = median(mine, "peak_mib") / max(1e-9, median(peer, "peak_mib"))
-        print(f"{task:<6} ratio     {speed:7.2f}× throughput, {memory:.2f}× peak memory (mmpo / {PEERS[task]})")
+        print(f"{task:<10} ratio     {speed:7.2f}× throughput, {memory:.2f}× peak memory (mmpo / {PEERS[task]})")
 
 
 def main() -> None:
@@ -301,7 +302,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--tasks", default="dpo,mpo,mdpo")
+    parser.add_argument("--tasks", default="dpo,mpo,mdpo,mdpo-split",
+                        help="mdpo-split: mmpo's mDPO with --split_backward (less memory, one extra forward)")
     parser.add_argument("--child")
     parser.add_argument("--paths")
     args = parser.parse_args()

@@ -173,3 +173,32 @@ class PreferenceCollator:
         for key in vision_keys:
             batch[key] = torch.cat([prompts["vision"][key] for prompts, _ in groups], dim=0)
         return batch
+
+
+def select_sequences(batch: dict[str, Any], start: int, stop: int, image_features: list | None = None):
+    """Sequences ``[start, stop)`` of a batch collated with ``share_images`` as a batch of
+    their own, with the image sets they use renumbered from 0, and those sets' entries of
+    ``image_features`` (:func:`mmpo.model.logps.encode_image_sets`). Returns
+    ``(batch, image_features)``. Raw pixels are not carried over (a Qwen-VL grid is):
+    the sub-batch is for a model that is handed ``image_features``."""
+    n = batch["input_ids"].shape[0]
+    vision_keys = batch.get("vision_keys", [])
+    sub: dict[str, Any] = {
+        key: value[start:stop] for key, value in batch.items()
+        if torch.is_tensor(value) and value.shape[:1] == (n,) and key not in vision_keys and key != "image_sets"
+    }
+    sub["row_ids"] = batch.get("row_ids")
+    if "image_sets" not in batch:
+        return sub, image_features
+    sets = batch["image_sets"][start:stop]  # (n',)
+    used = sorted(set(sets.tolist()))
+    renumber = {s: k for k, s in enumerate(used)}
+    sub["image_sets"] = torch.tensor([renumber[s] for s in sets.tolist()])
+    counts = batch["images_per_set"]
+    sub["images_per_set"] = counts[used]
+    sub["vision_keys"] = vision_keys
+    if "image_grid_thw" in batch:  # one row per image; Qwen-VL's rotary positions need it
+        first = torch.cat([torch.zeros(1, dtype=counts.dtype), counts.cumsum(0)])
+        rows = [i for s in used for i in range(int(first[s]), int(first[s + 1]))]
+        sub["image_grid_thw"] = batch["image_grid_thw"][rows]
+    return sub, None if image_features is None else [image_features[s] for s in used]

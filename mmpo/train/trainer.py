@@ -18,7 +18,7 @@ from torch import nn
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-from mmpo.data.collate import PreferenceCollator
+from mmpo.data.collate import PreferenceCollator, select_sequences
 from mmpo.io import write_json_atomic
 from mmpo.losses import LogProbs, ObjectiveParams, RewardRunningMean, compute_objective, needs_reference
 from mmpo.model.load import save_processor
@@ -73,6 +73,13 @@ class PreferenceTrainer(Trainer):
             and reference_cache is None
             and image_encoder_frozen(model, ref_model)
         )
+        self.split_backward = args.split_backward and "copo" in self.weights
+        if self.split_backward and not self.reuse_image_features:
+            raise ValueError(
+                "split_backward needs the image features computed once per step and shared by every pass: "
+                "keep share_images and reuse_image_features on, with a frozen vision tower and projector "
+                "(the default with LoRA on the language model)"
+            )
         super().__init__(
             model=model,
             args=args,
@@ -94,13 +101,46 @@ class PreferenceTrainer(Trainer):
                 features = encode_image_sets(model, inputs)
         # Reference first: its activations are freed before the policy's graph is built.
         reference = self.reference_logps(model, inputs, features) if needs_reference(self.weights) else None
-        policy, lengths = sequence_logps(model, inputs, share_prefix=self.args.share_prefix,
-                                         image_features=features)  # (N,), N = 2B or 3B
-        logps = split_logps(policy, reference, lengths, rows)
-        loss, metrics = compute_objective(self.weights, logps, self.params)
+        if self.split_backward and model.training and torch.is_grad_enabled():
+            loss, metrics = self.split_backward_loss(model, inputs, features, reference)
+        else:
+            policy, lengths = sequence_logps(model, inputs, share_prefix=self.args.share_prefix,
+                                             image_features=features)  # (N,), N = 2B or 3B
+            loss, metrics = compute_objective(self.weights, split_logps(policy, reference, lengths, rows), self.params)
         for key, value in metrics.items():
             self._metrics[key].append(value)
         return (loss, metrics) if return_outputs else loss
+
+    def split_backward_loss(self, model, inputs, features, reference):
+        """The mDPO loss with its real-image and corrupted-image branches back-propagated one
+        after the other, so their activations are never alive together.
+
+        The loss couples the branches only through the scalars it reads, logπ(y|m) and
+        logπ(y_w|m′), so with those values known its gradient splits exactly:
+        ∇L = Σ_s ∂L/∂s · ∇s. Order: real branch forward (kept), corrupted branch forward
+        without a graph (for its value), ∂L/∂s for every scalar, backward through the real
+        branch (freed), corrupted branch forward again with the same dropout draws and
+        returned as ``∂L/∂s · s`` for the Trainer's backward. Gradients match the joint
+        pass; the cost is one extra no-grad forward of the corrupted prefix.
+        """
+        rows = len(inputs["row_ids"])
+        real, real_features = select_sequences(inputs, 0, 2 * rows, features)
+        corrupted, corrupted_features = select_sequences(inputs, 2 * rows, 3 * rows, features)
+        kwargs = dict(share_prefix=self.args.share_prefix)
+        with self.accelerator.no_sync(model):  # gradients are synchronised on the second backward
+            policy_real, lengths = sequence_logps(model, real, image_features=real_features, **kwargs)  # (2B,)
+            rng = _rng_state()
+            with torch.no_grad():
+                corrupted_value = sequence_logps(model, corrupted, image_features=corrupted_features, **kwargs)[0]
+            scalars = (policy_real.detach().requires_grad_(), corrupted_value.requires_grad_())
+            logps = split_logps(torch.cat(scalars), reference, lengths, rows)
+            loss, metrics = compute_objective(self.weights, logps, self.params)
+            grad_real, grad_corrupted = torch.autograd.grad(loss, scalars)
+            self.accelerator.backward((policy_real * grad_real).sum() / self.current_gradient_accumulation_steps)
+        _set_rng_state(rng)
+        policy_corrupted = sequence_logps(model, corrupted, image_features=corrupted_features, **kwargs)[0]  # (B,)
+        surrogate = (policy_corrupted * grad_corrupted).sum()
+        return loss.detach() + surrogate - surrogate.detach(), metrics
 
     @torch.no_grad()
     def reference_logps(self, model, inputs, image_features=None) -> torch.Tensor:
@@ -170,6 +210,17 @@ def split_logps(policy: torch.Tensor, reference: torch.Tensor | None, lengths: t
         policy_corrupted=part(policy, 2),
         reference_corrupted=part(reference, 2),
     )
+
+
+def _rng_state() -> tuple:
+    """CPU and CUDA generator states (LoRA dropout draws from them)."""
+    return torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+
+def _set_rng_state(state: tuple) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state_all(state[1])
 
 
 def _image_pool(dataset) -> dict:

@@ -177,6 +177,50 @@ def test_shared_paths_train_like_the_plain_path(tiny_models, pref_file, tmp_path
             assert plain[key] == pytest.approx(shared[key], abs=1e-4), key
 
 
+def test_split_backward_trains_like_the_joint_pass(tiny_models, pref_file, tmp_path):
+    """Back-propagating the real and the corrupted branch one after the other gives the
+    same losses and the same trained adapter as one joint backward."""
+    from safetensors.torch import load_file
+
+    runs = [train(config(tiny_models, pref_file, tmp_path / f"s{i}", objective="mdpo", max_steps=3, warmup_steps=0,
+                         lora_dropout=0.0, gradient_accumulation_steps=2, split_backward=split))
+            for i, split in enumerate((False, True))]
+    for joint, split in zip(*(run.history for run in runs)):
+        for key in ("loss", "rewards/margins", "image/margins", "grad_norm"):
+            assert joint[key] == pytest.approx(split[key], rel=1e-4, abs=1e-5), key
+    joint, split = (load_file(str(tmp_path / f"s{i}" / "adapter_model.safetensors")) for i in (0, 1))
+    assert joint.keys() == split.keys()
+    for name in joint:
+        assert torch.allclose(joint[name], split[name], atol=1e-5), (name, (joint[name] - split[name]).abs().max())
+
+
+def test_split_backward_replays_the_same_dropout(tiny_models, pref_file, tmp_path, monkeypatch):
+    """The corrupted branch runs twice (for its value, then for its gradient); with LoRA
+    dropout on, both runs must draw the same masks."""
+    import mmpo.train.trainer as trainer_module
+
+    corrupted = []
+    real = trainer_module.sequence_logps
+
+    def spy(model, batch, **kw):
+        out = real(model, batch, **kw)
+        if model.training and len(batch["row_ids"]) == batch["input_ids"].shape[0]:  # the corrupted branch: B sequences
+            corrupted.append(out[0].detach().clone())
+        return out
+
+    monkeypatch.setattr(trainer_module, "sequence_logps", spy)
+    train(config(tiny_models, pref_file, tmp_path / "d", objective="mdpo", max_steps=2, lora_dropout=0.5,
+                 gradient_accumulation_steps=1, warmup_steps=0, split_backward=True))
+    assert len(corrupted) == 4  # 2 steps × (value, replay); from step 2 on the adapter is non-zero
+    value, replay = corrupted[2:]
+    assert torch.equal(value, replay)
+
+
+def test_split_backward_needs_shared_image_features(tiny_models, pref_file, tmp_path):
+    with pytest.raises(ValueError, match="split_backward needs"):
+        train(config(tiny_models, pref_file, tmp_path / "e", objective="mdpo", split_backward=True, share_images=False))
+
+
 # Per-step losses of a pinned tiny mDPO run: a refactor that changes the math changes these.
 RECORDED_MDPO_LOSSES = [2.07944, 2.05312, 2.05337, 1.97121]
 
