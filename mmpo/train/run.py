@@ -95,7 +95,8 @@ def data_fingerprint(config: TrainConfig, data: PreferenceData) -> str:
 @torch.no_grad()
 def precompute_reference(trainer: PreferenceTrainer, data: PreferenceData, config: TrainConfig) -> dict:
     """Reference log-probs of every row (and, for CoPO, every epoch's m′), computed once
-    with adapters disabled and cached on disk under the data/model fingerprint."""
+    with adapters disabled and cached on disk under the data/model fingerprint. Chosen and
+    rejected under the real image are computed once; later epochs only add their m′."""
     cache_path = os.path.join(config.output_dir, f"ref_logps-{data_fingerprint(config, data)}.pt")
     if os.path.isfile(cache_path):
         return torch.load(cache_path)
@@ -114,10 +115,17 @@ def precompute_reference(trainer: PreferenceTrainer, data: PreferenceData, confi
         collator.epoch = epoch
         for start in range(0, len(data), size):
             rows = [data[i] for i in range(start, min(len(data), start + size))]
-            batch = {k: v.to(trainer.args.device) if torch.is_tensor(v) else v for k, v in collator(rows).items()}
+            if epoch == 0:  # every sequence
+                batch = collator(rows)
+            else:  # only m′ changes with the epoch: chosen under this epoch's m′
+                batch = collator.responses(rows, [row.chosen for row in rows], corrupted=True)
+            batch = {k: v.to(trainer.args.device) if torch.is_tensor(v) else v for k, v in batch.items()}
             logps = trainer.live_reference_logps(model, batch).float().cpu().view(-1, len(rows))  # (groups, B)
             for j, row in enumerate(rows):
-                cache[(row.id, epoch)] = logps[:, j].clone()
+                if epoch == 0:
+                    cache[(row.id, 0)] = logps[:, j].clone()
+                else:  # chosen, rejected under m from epoch 0; this epoch's m′
+                    cache[(row.id, epoch)] = torch.cat([cache[(row.id, 0)][:2], logps[:, j]])
     collator.epoch = saved_epoch
     model.train(was_training)
     os.makedirs(config.output_dir, exist_ok=True)

@@ -132,9 +132,12 @@ def test_mpo_delta_survives_resume(tiny_models, pref_file, tmp_path):
 
 
 def test_precomputed_reference_matches_live_reference(tiny_models, pref_file, tmp_path):
-    live = train(config(tiny_models, pref_file, tmp_path / "live", objective="mdpo"))
-    cached = train(config(tiny_models, pref_file, tmp_path / "cached", objective="mdpo", precompute_ref_logps=True))
+    # 6 rows, 2 per step: 4 steps reach a second epoch, whose m′ differs from the first's
+    live = train(config(tiny_models, pref_file, tmp_path / "live", objective="mdpo", max_steps=4))
+    cached = train(config(tiny_models, pref_file, tmp_path / "cached", objective="mdpo", max_steps=4,
+                          precompute_ref_logps=True))
     assert [f for f in os.listdir(tmp_path / "cached") if f.startswith("ref_logps-")]
+    assert len(live.history) == 4
     for a, b in zip(live.history, cached.history):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-4)
         assert a["image/margins"] == pytest.approx(b["image/margins"], abs=1e-4)
