@@ -1,20 +1,24 @@
 """Throughput and peak memory of mmpo against its peers, on the same rows, same steps.
 
-    python benchmarks/vs_trl.py [--shape lm-heavy,balanced] [--steps 6] [--rows 24] [--batch 4] [--repeats 2]
+    python benchmarks/vs_trl.py [--shape lm-heavy,small-vlm] [--tasks dpo,mpo,mdpo,mdpo-split]
+                                [--steps 10] [--rows 40] [--batch 4] [--repeats 3]
 
 A tiny but image-heavy LLaVA-architecture model (256 image tokens per image, random init)
-in one or more shapes (``SHAPES``: how costly the vision tower is next to the decoder)
-is trained with LoRA for the same steps on the same shapes-world pairs by:
+in one or more shapes (``SHAPES``: how costly the vision tower and the vocabulary head are
+next to the decoder, copied from real VLMs) is trained with LoRA for the same steps on the
+same shapes-world pairs by:
 
 - DPO: mmpo vs TRL's DPOTrainer (``loss_type="sigmoid"``),
 - MPO: mmpo vs TRL's DPOTrainer (``loss_type=["sigmoid", "bco_pair", "sft"]``, weights 0.8/0.2/1),
 - mDPO: mmpo vs a loop doing what the official mDPO code does: chosen and rejected with the
   image duplicated, an extra forward for a corrupted image re-sampled per pass, all logits
-  materialised, and the same calls again for the reference.
+  materialised, and the same calls again for the reference; ``mdpo-split`` is the same
+  against mmpo with ``split_backward`` (less memory for one extra forward).
 
 Every run is its own process (so peaks do not leak between runs); runs alternate between the
 two sides and repeat. Printed: rows/s and the peak resident memory added by training (the
-process high-water mark reset just before training), with the ratios mmpo / peer.
+process high-water mark reset just before training), and the ratios mmpo / peer of each
+repeat's adjacent pair of runs (median and range).
 Throughput counts the steps after the first, so set-up and warm-up are excluded on both sides.
 Requires ``pip install trl``.
 """
@@ -278,6 +282,8 @@ def measure(args, paths: dict) -> dict[str, dict[str, list[dict]]]:
 
 
 def report(shape: str, paths: dict, results: dict[str, dict[str, list[dict]]], args) -> None:
+    """Medians per side, and the ratios of each repeat's adjacent pair of runs (median,
+    then the range over repeats): pairing cancels slow drifts of the machine."""
     def median(runs, key):
         return statistics.median(r[key] for r in runs)
 
@@ -288,19 +294,21 @@ def report(shape: str, paths: dict, results: dict[str, dict[str, list[dict]]], a
     for task, sides in results.items():
         for side, runs in sides.items():
             print(f"{task:<10} {side:<9} {median(runs, 'rows_per_s'):8.2f} {median(runs, 'peak_mib'):9.0f}")
-        mine, peer = sides["mmpo"], sides[PEERS[task]]
-        speed = median(mine, "rows_per_s") / median(peer, "rows_per_s")
-        memory = median(mine, "peak_mib") / max(1e-9, median(peer, "peak_mib"))
-        print(f"{task:<10} ratio     {speed:7.2f}× throughput, {memory:.2f}× peak memory (mmpo / {PEERS[task]})")
+        pairs = list(zip(sides["mmpo"], sides[PEERS[task]]))
+        speed = [a["rows_per_s"] / b["rows_per_s"] for a, b in pairs]
+        memory = [a["peak_mib"] / max(1e-9, b["peak_mib"]) for a, b in pairs]
+        print(f"{task:<10} ratio     {statistics.median(speed):7.2f}× throughput ({min(speed):.2f}–{max(speed):.2f}), "
+              f"{statistics.median(memory):.2f}× peak memory ({min(memory):.2f}–{max(memory):.2f}) "
+              f"(mmpo / {PEERS[task]})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", default=",".join(SHAPES), help=f"comma-separated, of {', '.join(SHAPES)}")
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--rows", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rows", type=int, default=40)
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--tasks", default="dpo,mpo,mdpo,mdpo-split",
                         help="mdpo-split: mmpo's mDPO with --split_backward (less memory, one extra forward)")

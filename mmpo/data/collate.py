@@ -19,6 +19,7 @@ passes, which both read this batch, see the very same corrupted pixels.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -193,12 +194,12 @@ def select_sequences(batch: dict[str, Any], start: int, stop: int, image_feature
     sets = batch["image_sets"][start:stop]  # (n',)
     used = sorted(set(sets.tolist()))
     renumber = {s: k for k, s in enumerate(used)}
-    sub["image_sets"] = torch.tensor([renumber[s] for s in sets.tolist()])
+    sub["image_sets"] = torch.tensor([renumber[s] for s in sets.tolist()], device=sets.device)
     counts = batch["images_per_set"]
     sub["images_per_set"] = counts[used]
     sub["vision_keys"] = vision_keys
     if "image_grid_thw" in batch:  # one row per image; Qwen-VL's rotary positions need it
-        first = torch.cat([torch.zeros(1, dtype=counts.dtype), counts.cumsum(0)])
-        rows = [i for s in used for i in range(int(first[s]), int(first[s + 1]))]
+        first = [0, *itertools.accumulate(counts.tolist())]  # set s holds images first[s]:first[s + 1]
+        rows = [i for s in used for i in range(first[s], first[s + 1])]
         sub["image_grid_thw"] = batch["image_grid_thw"][rows]
     return sub, None if image_features is None else [image_features[s] for s in used]

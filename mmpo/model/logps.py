@@ -117,14 +117,27 @@ def image_encoder_frozen(model: nn.Module, ref_model: nn.Module | None = None) -
     no trainable parameter (LoRA included) in the policy's image encoder, and a separate
     reference model, if any, holds the same encoder weights."""
     params = image_encoder_parameters(model)
-    if not params or any(p.requires_grad for p in params):
+    if not params or any(p.requires_grad or not p.numel() for p in params):  # trainable, or sharded (ZeRO-3)
         return False
+    backbone = unwrap(model).model
+    inside = {id(m) for m in text_decoder(backbone).modules()}
+    if any(_is_adapter(m) for m in backbone.modules() if id(m) not in inside):
+        return False  # an adapter in the encoder, even a frozen one, is off in the reference pass
     if ref_model is None:  # the reference is the policy with its adapters disabled
         return True
     theirs = image_encoder_parameters(ref_model)
     return len(theirs) == len(params) and all(
         a.shape == b.shape and torch.equal(a.detach().cpu(), b.detach().cpu()) for a, b in zip(params, theirs)
     )
+
+
+def _is_adapter(module: nn.Module) -> bool:
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+        from peft.utils import ModulesToSaveWrapper
+    except ImportError:  # pragma: no cover - peft is a dependency
+        return False
+    return isinstance(module, (BaseTunerLayer, ModulesToSaveWrapper))
 
 
 def encode_image_sets(model: nn.Module, batch: dict[str, Any]) -> ImageFeatures:

@@ -48,6 +48,12 @@ def prefix_sharing_mode(backbone: nn.Module | None, batch: dict[str, Any]) -> st
     decoder = text_decoder(backbone) if backbone is not None else None
     if decoder is None or "image_sets" not in batch or "image_grid_thw" in batch:  # Qwen-VL: 3-D rotary positions
         return None
+    if "token_type_ids" in batch:  # e.g. Gemma 3: image tokens attend both ways, not plain causal attention
+        return None
+    config = decoder.config
+    window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
+    if window and window < batch["input_ids"].shape[1]:  # a window the prompt outgrows changes who sees whom
+        return None
     if not getattr(decoder, "gradient_checkpointing", False):
         return "cache"
     return "packed" if getattr(decoder.config, "_attn_implementation", None) in MASKABLE_ATTENTION else None

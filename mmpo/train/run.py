@@ -105,7 +105,8 @@ def precompute_reference(trainer: PreferenceTrainer, data: PreferenceData, confi
     model.eval()
     epochs = math.ceil(config.num_train_epochs) if "copo" in config.objective_weights else 1
     if config.max_steps > 0 and "copo" in config.objective_weights:
-        steps_per_epoch = max(1, math.ceil(len(data) / (config.per_device_train_batch_size * config.gradient_accumulation_steps)))
+        rows_per_step = config.per_device_train_batch_size * config.gradient_accumulation_steps * config.world_size
+        steps_per_epoch = max(1, math.ceil(len(data) / rows_per_step))
         epochs = math.ceil(config.max_steps / steps_per_epoch)
     cache: dict[tuple[str, int], torch.Tensor] = {}
     collator = trainer.collator

@@ -127,7 +127,7 @@ class PreferenceTrainer(Trainer):
         real, real_features = select_sequences(inputs, 0, 2 * rows, features)
         corrupted, corrupted_features = select_sequences(inputs, 2 * rows, 3 * rows, features)
         kwargs = dict(share_prefix=self.args.share_prefix)
-        with self.accelerator.no_sync(model):  # gradients are synchronised on the second backward
+        with self.accelerator.no_sync(model):  # ranks average gradients after the step (training_step)
             policy_real, lengths = sequence_logps(model, real, image_features=real_features, **kwargs)  # (2B,)
             rng = _rng_state()
             with torch.no_grad():
@@ -162,6 +162,17 @@ class PreferenceTrainer(Trainer):
         peft_model = self.accelerator.unwrap_model(model)
         with peft_model.disable_adapter():
             return sequence_logps(model, inputs, **kwargs)[0]
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """The Trainer's step, then, at the end of an accumulation window under DDP, the
+        gradients averaged across ranks. mmpo scores sequences by calling the backbone
+        under the DDP wrapper (to share images and prefixes), so DDP's own forward, which
+        arms its gradient hooks, never runs; averaging here keeps every rank's update the
+        same. (Had the hooks run too, a second average of equal values changes nothing.)"""
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.accelerator.sync_gradients and isinstance(model, nn.parallel.DistributedDataParallel):
+            average_gradients(model)
+        return loss
 
     # -- logging and state -------------------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -210,6 +221,28 @@ def split_logps(policy: torch.Tensor, reference: torch.Tensor | None, lengths: t
         policy_corrupted=part(policy, 2),
         reference_corrupted=part(reference, 2),
     )
+
+
+def average_gradients(model: nn.Module) -> None:
+    """All-reduce the trainable parameters' gradients to their mean over ranks, one flat
+    buffer per (device, dtype); a parameter without a gradient counts as zeros."""
+    import torch.distributed as dist
+
+    buckets: dict[tuple, list[nn.Parameter]] = defaultdict(list)
+    for param in model.parameters():
+        if param.requires_grad:
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            buckets[(param.grad.device, param.grad.dtype)].append(param)
+    world = dist.get_world_size()
+    for params in buckets.values():
+        flat = torch.cat([p.grad.reshape(-1) for p in params])
+        dist.all_reduce(flat)
+        flat /= world
+        offset = 0
+        for p in params:
+            p.grad.copy_(flat[offset : offset + p.grad.numel()].view_as(p.grad))
+            offset += p.grad.numel()
 
 
 def _rng_state() -> tuple:

@@ -31,3 +31,11 @@ def test_separate_reference_must_hold_the_same_encoder(tiny_models):
     with torch.no_grad():
         next(reference.model.vision_tower.parameters()).add_(0.01)
     assert not image_encoder_frozen(policy, reference)
+
+
+def test_a_frozen_adapter_in_the_encoder_still_blocks_reuse(tiny_models):
+    """The reference pass disables every adapter, frozen ones too, so its features differ."""
+    model = lora(load_model(tiny_models["llava"], dtype=torch.float32), r".*multi_modal_projector\.linear_1$")
+    for name, param in model.named_parameters():
+        param.requires_grad_(False)
+    assert not image_encoder_frozen(model)

@@ -1,5 +1,5 @@
-"""Two processes on CPU (gloo): MPO's δ is averaged across ranks, and training under DDP
-(split backward included) runs with the data sharded between ranks."""
+"""Two processes on CPU (gloo): MPO's δ is averaged across ranks, and DDP training (split
+backward included) shards the data yet keeps one model."""
 
 import json
 import os
@@ -42,13 +42,39 @@ def test_running_mean_is_averaged_across_ranks(tmp_path):
     assert ranks[0] == pytest.approx(expected)
 
 
-def test_ddp_training_shards_the_data(tiny_models, pref_file, tmp_path):
-    out = tmp_path / "o"
-    args = ["-m", "mmpo.cli", "train", "--model", tiny_models["llava"], "--data", pref_file, "--output_dir", str(out),
-            "--objective", "mdpo", "--split_backward", "true", "--use_cpu", "true", "--max_steps", "3",
-            "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "1", "--save_strategy", "steps",
-            "--save_steps", "3", "--report_to", "none", "--lora_r", "4", "--lora_alpha", "8", "--disable_tqdm", "true"]
-    run(args, cwd=os.getcwd())
-    state = json.load(open(out / "checkpoint-3" / "trainer_state.json"))
-    assert state["epoch"] == pytest.approx(1.0)  # 6 rows, 1 per device × 2 ranks: one epoch in 3 steps
-    assert os.path.exists(out / "adapter_model.safetensors")
+def test_ddp_ranks_train_one_model_on_sharded_data(tiny_models, pref_file, tmp_path):
+    """Each rank sees its own rows, yet after every step all ranks hold the same adapter:
+    gradients are averaged across ranks (split backward on, for its two backward passes)."""
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, sys, torch, torch.distributed as dist
+        from mmpo.model.load import load_processor
+        from mmpo.train import PreferenceTrainer, TrainConfig
+        from mmpo.train.run import build_model, load_training_data
+        config = TrainConfig(output_dir={str(tmp_path / "o")!r}, model={tiny_models["llava"]!r}, data={pref_file!r},
+                             objective="mdpo", split_backward=True, use_cpu=True, max_steps=3,
+                             per_device_train_batch_size=1, gradient_accumulation_steps=1, learning_rate=1e-2,
+                             warmup_steps=0, lora_r=4, lora_alpha=8, lora_dropout=0.0, save_strategy="no",
+                             report_to="none", disable_tqdm=True)
+        data = load_training_data(config)
+        model, ref = build_model(config)
+        trainer = PreferenceTrainer(model, config, data, load_processor(config.model), ref_model=ref)
+        seen = []
+        collate = trainer.data_collator
+        trainer.data_collator = lambda rows: (seen.extend(r.id for r in rows), collate(rows))[1]
+        trainer.train()
+        rank = dist.get_rank()
+        torch.save({{n: p.detach() for n, p in model.named_parameters() if p.requires_grad}}, sys.argv[1] + f".{{rank}}.pt")
+        json.dump({{"rows": seen, "epoch": trainer.state.epoch}}, open(sys.argv[1] + f".{{rank}}.json", "w"))
+    """))
+    run([str(script), str(tmp_path / "rank")], cwd=os.getcwd())
+    import torch
+
+    logs = [json.load(open(tmp_path / f"rank.{r}.json")) for r in (0, 1)]
+    assert not set(logs[0]["rows"]) & set(logs[1]["rows"])  # the data is sharded
+    assert logs[0]["epoch"] == pytest.approx(1.0)  # 6 rows, 1 per rank per step: one epoch in 3 steps
+    adapters = [torch.load(tmp_path / f"rank.{r}.pt") for r in (0, 1)]
+    assert adapters[0].keys() == adapters[1].keys() and adapters[0]
+    assert any(v.abs().sum() > 0 for k, v in adapters[0].items() if "lora_B" in k)  # it trained
+    for name in adapters[0]:
+        assert torch.allclose(adapters[0][name], adapters[1][name], atol=1e-6), name
