@@ -224,6 +224,16 @@ def test_split_backward_needs_shared_image_features(tiny_models, pref_file, tmp_
         train(config(tiny_models, pref_file, tmp_path / "e", objective="mdpo", split_backward=True, share_images=False))
 
 
+def test_dataloader_workers_see_each_epochs_corrupted_image(tiny_models, pref_file, tmp_path):
+    """Collation in worker processes (the usual GPU set-up) builds the same m′ per epoch
+    as in the main process: 6 steps over 6 rows, 2 per step, cross an epoch boundary."""
+    runs = [train(config(tiny_models, pref_file, tmp_path / f"w{w}", objective="mdpo", max_steps=6, warmup_steps=0,
+                         dataloader_num_workers=w)) for w in (0, 2)]
+    for main, workers in zip(*(run.history for run in runs)):
+        assert main["image/margins"] == pytest.approx(workers["image/margins"], abs=1e-6)
+        assert main["loss"] == pytest.approx(workers["loss"], abs=1e-6)
+
+
 # Per-step losses of a pinned tiny mDPO run: a refactor that changes the math changes these.
 RECORDED_MDPO_LOSSES = [2.07944, 2.05312, 2.05337, 1.97121]
 
