@@ -176,6 +176,11 @@ class PreferenceCollator:
         return batch
 
 
+def image_set_bounds(images_per_set: torch.Tensor) -> list[int]:
+    """Image set s of a ``share_images`` batch holds images ``bounds[s]:bounds[s + 1]``."""
+    return [0, *itertools.accumulate(images_per_set.tolist())]
+
+
 def select_sequences(batch: dict[str, Any], start: int, stop: int, image_features: list | None = None):
     """Sequences ``[start, stop)`` of a batch collated with ``share_images`` as a batch of
     their own, with the image sets they use renumbered from 0, and those sets' entries of
@@ -199,7 +204,7 @@ def select_sequences(batch: dict[str, Any], start: int, stop: int, image_feature
     sub["images_per_set"] = counts[used]
     sub["vision_keys"] = vision_keys
     if "image_grid_thw" in batch:  # one row per image; Qwen-VL's rotary positions need it
-        first = [0, *itertools.accumulate(counts.tolist())]  # set s holds images first[s]:first[s + 1]
-        rows = [i for s in used for i in range(first[s], first[s + 1])]
+        bounds = image_set_bounds(counts)
+        rows = [i for s in used for i in range(bounds[s], bounds[s + 1])]
         sub["image_grid_thw"] = batch["image_grid_thw"][rows]
     return sub, None if image_features is None else [image_features[s] for s in used]

@@ -9,12 +9,12 @@ back to the full forward.
 from __future__ import annotations
 
 import inspect
-import itertools
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from mmpo.data.collate import image_set_bounds
 from mmpo.model.prefix import cached_prefix_hidden, packed_prefix_hidden, prefix_sharing_mode, text_decoder
 
 MODEL_INPUT_EXCLUDE = ("response_mask", "row_ids", "image_sets", "images_per_set", "vision_keys")
@@ -146,10 +146,9 @@ def encode_image_sets(model: nn.Module, batch: dict[str, Any]) -> ImageFeatures:
     backbone = unwrap(model).model
     vision = {key: batch[key] for key in batch["vision_keys"]}
     features = list(backbone.get_image_features(**vision, return_dict=True).pooler_output)
-    counts = batch["images_per_set"].tolist()
-    if len(features) == len(counts):  # one entry per image set (e.g. Idefics3)
+    if len(features) == len(batch["images_per_set"]):  # one entry per image set (e.g. Idefics3)
         return [[f] for f in features]
-    bounds = [0, *itertools.accumulate(counts)]  # set s holds images bounds[s]:bounds[s + 1]
+    bounds = image_set_bounds(batch["images_per_set"])
     return [features[a:b] for a, b in zip(bounds, bounds[1:])]  # one entry per image
 
 
@@ -168,7 +167,7 @@ def _shared_image_forward(backbone: nn.Module, batch: dict[str, Any], per_set: I
     inputs = {k: v for k, v in model_inputs(batch).items() if k not in vision}
     if "image_grid_thw" in vision:  # Qwen-VL needs each sequence's grids for its rotary positions
         grids = batch["image_grid_thw"]
-        bounds = [0, *itertools.accumulate(batch["images_per_set"].tolist())]
+        bounds = image_set_bounds(batch["images_per_set"])
         inputs["image_grid_thw"] = torch.cat([grids[bounds[s] : bounds[s + 1]] for s in sets])
     return backbone(**inputs, mm_encoder_outputs=encoder_outputs(per_set, sets), use_cache=False).last_hidden_state
 

@@ -74,34 +74,33 @@ def packed_prefix_hidden(
     if int(targets.sum()) != sum(lengths):
         raise RuntimeError("prefix sharing needs each sequence to be one prompt followed by one response")
 
-    # Lay out row g: its prompt, then each of its responses; segment -1 = prompt, -2 = padding.
-    rows: list[list[tuple[int, int, int]]] = [[] for _ in range(n_sets)]  # (sequence, first column, length)
-    prompt_of = {}
+    # Row g: its prompt, then each of its responses in sequence order; segment -1 = prompt, -2 = padding.
+    first_of: dict[int, int] = {}  # image set → its first sequence, whose prompt opens the row
     for i, g in enumerate(sets):
-        prompt_of.setdefault(g, i)
-    used = [starts[prompt_of[g]] for g in range(n_sets)]
+        first_of.setdefault(g, i)
+    prompt_len = [starts[first_of[g]] for g in range(n_sets)]
+    used = list(prompt_len)
+    columns = []  # where sequence i's response starts in its row
     for i, g in enumerate(sets):
-        rows[g].append((i, used[g], lengths[i]))
+        columns.append(used[g])
         used[g] += lengths[i]
     width = max(used)
     device = input_ids.device
     ids = torch.full((n_sets, width), int(input_ids[0, 0]), dtype=input_ids.dtype, device=device)
     positions = torch.zeros((n_sets, width), dtype=torch.long, device=device)
     segment = torch.full((n_sets, width), -2, dtype=torch.long, device=device)
-    pred_rows, pred_cols = [], []  # where each response token's predictor sits, in target order
-    order = sorted((i, g, col, length) for g in range(n_sets) for i, col, length in rows[g])
-    for g in range(n_sets):
-        p = starts[prompt_of[g]]
-        ids[g, :p] = input_ids[prompt_of[g], :p]
+    for g, p in enumerate(prompt_len):
+        ids[g, :p] = input_ids[first_of[g], :p]
         positions[g, :p] = torch.arange(p, device=device)
         segment[g, :p] = -1
-    for i, g, col, length in order:
+    pred_rows, pred_cols = [], []  # where each response token's predictor sits, in target order
+    for i, (g, col, length) in enumerate(zip(sets, columns, lengths)):
         p = starts[i]
         ids[g, col : col + length] = input_ids[i, p : p + length]
         positions[g, col : col + length] = torch.arange(p, p + length, device=device)
         segment[g, col : col + length] = i
         pred_rows += [g] * length
-        pred_cols += [starts[prompt_of[g]] - 1, *range(col, col + length - 1)]
+        pred_cols += [prompt_len[g] - 1, *range(col, col + length - 1)]
 
     # Query q sees key k when k is not after q, and k is prompt or in q's own response.
     causal = torch.ones((width, width), dtype=torch.bool, device=device).tril()
