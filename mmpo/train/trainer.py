@@ -70,7 +70,6 @@ class PreferenceTrainer(Trainer):
             args.reuse_image_features
             and self.collator.share_images
             and needs_reference(self.weights)
-            and reference_cache is None
             and image_encoder_frozen(model, ref_model)
         )
         self.split_backward = args.split_backward and "copo" in self.weights
