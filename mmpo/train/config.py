@@ -47,6 +47,7 @@ class TrainConfig(TrainingArguments):
     lora_r: int = field(default=64, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=128, metadata={"help": "LoRA α."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lean_lora_dropout: bool = field(default=True, metadata={"help": "Apply LoRA dropout inside lora_A, keeping each layer's input and a one-byte mask for backward instead of peft's dropped-out copy and float mask per layer (same draws, outputs and gradients; ~35 % less activation memory at dropout 0.05)."})
     lora_target_modules: str | None = field(default=None, metadata={"help": "peft target_modules regex (default: every linear layer of the language model)."})
     share_images: bool = field(default=True, metadata={"help": "Encode each image once per pass for chosen, rejected (and m′ once), where the family allows it."})
     share_prefix: bool = field(default=True, metadata={"help": "Run each distinct prompt (image tokens included) once per pass and continue chosen and rejected from it: from its key/value cache, or packed in one masked row under gradient checkpointing (families with 1-D rotary positions; needs share_images)."})

@@ -21,6 +21,7 @@ from transformers import set_seed
 from mmpo.data.loaders import PreferenceData, load_preferences
 from mmpo.io import write_json_atomic
 from mmpo.losses import needs_reference
+from mmpo.model.lean_lora import use_lean_lora_dropout
 from mmpo.model.load import freeze_vision, language_model_lora_targets, language_model_prefix, load_model, load_processor, save_processor
 from mmpo.model.logps import sequence_logps
 from mmpo.train.config import TrainConfig
@@ -59,6 +60,8 @@ def build_model(config: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
         target_modules=config.lora_target_modules or language_model_lora_targets(model),
     )
     model = get_peft_model(model, lora)
+    if config.lean_lora_dropout:
+        use_lean_lora_dropout(model)
     if config.gradient_checkpointing:
         model.enable_input_require_grads()
     return model, None
