@@ -42,3 +42,19 @@ def test_prefix_sharing_matches_full_sequences(tiny_models, pref_file, family, m
     assert full_grads.keys() == shared_grads.keys()
     for name in full_grads:
         assert torch.allclose(full_grads[name], shared_grads[name], atol=1e-4, rtol=1e-3), name
+
+
+def test_cache_mode_refuses_a_model_that_bypasses_the_attention_interface(tiny_models, pref_file, monkeypatch):
+    """If the response forward never reached prefix_attention, responses saw no prompt: an error, not wrong numbers."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    from mmpo.model.prefix import PREFIX_ATTENTION
+
+    sdpa = ALL_ATTENTION_FUNCTIONS["sdpa"]
+    model = load_model(tiny_models["llava"], dtype=torch.float32)
+    rows = list(load_preferences(pref_file))[:2]
+    batch = PreferenceCollator(load_processor(tiny_models["llava"]), share_images=True, max_length=60)(rows)
+    for own_attention in (sdpa, lambda module, q, k, v, mask, **kw: sdpa(module, q, k, v, None, **kw)):
+        monkeypatch.setitem(ALL_ATTENTION_FUNCTIONS._global_mapping, PREFIX_ATTENTION, own_attention)
+        with pytest.raises(RuntimeError, match="share_prefix false"):
+            sequence_logps(model, batch, share_prefix=True)
