@@ -111,8 +111,11 @@ def proportions(model_dir: str) -> str:
             f"head = {head / decoder:.0%} of the decoder per token")
 
 
+LORA_DROPOUT = 0.05  # the mDPO recipe's; set from --lora_dropout in each run's process
+
+
 def lora_kwargs() -> dict:
-    return dict(r=16, lora_alpha=32, lora_dropout=0.0)
+    return dict(r=16, lora_alpha=32, lora_dropout=LORA_DROPOUT)
 
 
 def run_mmpo(paths: dict, objective: str, steps: int, batch: int, out: str, **options) -> dict:
@@ -122,7 +125,7 @@ def run_mmpo(paths: dict, objective: str, steps: int, batch: int, out: str, **op
 
     config = TrainConfig(output_dir=out, model=paths["model"], data=paths["data"], objective=objective,
                          max_steps=steps, per_device_train_batch_size=batch, gradient_accumulation_steps=1,
-                         learning_rate=1e-4, warmup_steps=0, lora_r=16, lora_alpha=32, lora_dropout=0.0,
+                         learning_rate=1e-4, warmup_steps=0, lora_r=16, lora_alpha=32, lora_dropout=LORA_DROPOUT,
                          save_strategy="no", report_to="none", disable_tqdm=True, logging_steps=steps, **options)
     data = load_training_data(config)
     model, ref = build_model(config)
@@ -246,6 +249,8 @@ def child(args) -> None:
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
+    global LORA_DROPOUT
+    LORA_DROPOUT = args.lora_dropout
     paths = json.loads(args.paths)
     out = tempfile.mkdtemp()
     side, task = args.child.split(":")
@@ -272,7 +277,8 @@ def measure(args, paths: dict) -> dict[str, dict[str, list[dict]]]:
             for side in (["mmpo", peer] if repeat % 2 == 0 else [peer, "mmpo"]):
                 proc = subprocess.run(
                     [sys.executable, __file__, "--child", f"{side}:{task}", "--paths", json.dumps(paths),
-                     "--steps", str(args.steps), "--batch", str(args.batch), "--threads", str(args.threads)],
+                     "--steps", str(args.steps), "--batch", str(args.batch), "--threads", str(args.threads),
+                     "--lora_dropout", str(args.lora_dropout)],
                     capture_output=True, text=True)
                 line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
                 if proc.returncode or not line:
@@ -288,8 +294,8 @@ def report(shape: str, paths: dict, results: dict[str, dict[str, list[dict]]], a
         return statistics.median(r[key] for r in runs)
 
     print(f"\nshape {shape}: {SHAPES[shape]['about']}\n  {proportions(paths['model'])}")
-    print(f"{args.steps} steps × batch {args.batch}, 256 image tokens per row, {args.repeats} alternating repeats, "
-          f"{args.threads} threads\n")
+    print(f"{args.steps} steps × batch {args.batch}, 256 image tokens per row, LoRA r 16 dropout {args.lora_dropout}, "
+          f"{args.repeats} alternating repeats, {args.threads} threads\n")
     print(f"{'task':<10} {'side':<9} {'rows/s':>8} {'peak MiB':>9}")
     for task, sides in results.items():
         for side, runs in sides.items():
@@ -310,6 +316,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--lora_dropout", type=float, default=0.05,
+                        help="LoRA dropout on both sides (default: the mDPO recipe's 0.05)")
     parser.add_argument("--tasks", default="dpo,mpo,mdpo,mdpo-split",
                         help="mdpo-split: mmpo's mDPO with --split_backward (less memory, one extra forward)")
     parser.add_argument("--child")
