@@ -9,13 +9,13 @@ corrupted-image branch, which has its own prefix).
 Two mechanisms, same numbers:
 
 - **cache** (the default): the distinct prompts run once, left-padded to a common end
-  column, with plain causal attention, keeping their per-layer keys and values. Then one
-  row per prompt holds all of its responses side by side, and an attention function of our
-  own (:func:`prefix_attention`) lets each response token see its prompt's keys and values
-  where they lie, plus its own response's earlier tokens: nothing of the prompt is copied
-  per response, so backward holds the prompt's keys and values once, not once per
-  sequence. Gradients flow back into the prompt through them. Gradient checkpointing
-  disables the cache, so it cannot run there.
+  column, with plain causal attention, keeping their per-layer keys and values. Then the
+  responses of each prompt sit side by side in one row on top of its cache, with a 4-D
+  mask hiding each response from the others (sdpa, eager), so the prompt's keys and
+  values are extended once per prompt, not copied once per response; kernels without
+  4-D masks (FlashAttention) take one row per response on a gathered copy. Gradients flow
+  back into the prompt through the cache. Gradient checkpointing disables the cache, so
+  it cannot run there.
 - **packed** (under gradient checkpointing, with sdpa or eager attention): each distinct
   prompt becomes one row ``[prompt | response 1 | response 2 | …]``, with position ids
   restarting after the prompt for every response and a 4-D mask letting each response see
@@ -29,14 +29,10 @@ use the plain path.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from transformers import AttentionInterface
 
 from mmpo.model.load import LANGUAGE_MODEL_NAMES
 
@@ -62,6 +58,8 @@ def prefix_sharing_mode(backbone: nn.Module | None, batch: dict[str, Any]) -> st
     window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
     if window and window < batch["input_ids"].shape[1]:  # a window the prompt outgrows changes who sees whom
         return None
+    if _length_dependent_rope(config):  # the prompt alone would get other rotary frequencies than the full sequence
+        return None
     if not getattr(decoder, "gradient_checkpointing", False):
         return "cache"
     return "packed" if getattr(decoder.config, "_attn_implementation", None) in MASKABLE_ATTENTION else None
@@ -76,7 +74,7 @@ def packed_prefix_hidden(
     row g the features of image set g."""
     input_ids = batch["input_ids"]  # (N, T)
     layout = _Layout.of(batch, targets)
-    rows = _response_rows(input_ids, layout, first_column=layout.prompt_lengths)  # responses after their prompt
+    rows = _response_rows(input_ids, layout, layout.sets, first_column=layout.prompt_lengths)  # after their prompt
     device = input_ids.device
     for g, p in enumerate(layout.prompt_lengths):
         rows.ids[g, :p] = input_ids[layout.first[g], :p]
@@ -97,8 +95,8 @@ def packed_prefix_hidden(
     hidden = backbone(input_ids=rows.ids, attention_mask=mask[:, None], position_ids=rows.positions,
                       mm_encoder_outputs=prompt_images, use_cache=False).last_hidden_state  # (G, W, H)
     # Response token t is predicted at the column before it: the prompt's last for t = 0.
-    predictor = torch.tensor([c - 1 if t else layout.prompt_lengths[g] - 1 for g, c, t in rows.tokens], device=device)
-    rows_of = torch.tensor([g for g, _, _ in rows.tokens], device=device)
+    predictor = torch.tensor([c - 1 if t else layout.prompt_lengths[g] - 1 for _, g, c, t in rows.tokens], device=device)
+    rows_of = torch.tensor([g for _, g, _, _ in rows.tokens], device=device)
     return hidden[rows_of, predictor]  # (M, H)
 
 
@@ -109,10 +107,14 @@ def cached_prefix_hidden(
     order as ``batch["input_ids"][:, 1:][targets]``. ``prompt_images``: the
     ``mm_encoder_outputs`` giving distinct prompt g the features of image set g.
 
-    The distinct prompts run once, left-padded to a common end column, keeping their
-    keys and values. Then one row per prompt holds all of its responses side by side, and
-    :func:`prefix_attention` lets each response token see its prompt's cached keys and
-    values, read in place, and the earlier tokens of its own response."""
+    The distinct prompts run once, left-padded to a common end column, keeping their keys
+    and values. With sdpa or eager attention, all responses of a prompt then sit side by
+    side in one row on top of that prompt's cache, with a 4-D mask hiding each response
+    from the others: the prompt's keys and values are extended once per prompt rather
+    than copied once per response. Other kernels (e.g. FlashAttention, which takes no 4-D
+    mask) get one row per response on a per-response copy of its prompt's cache."""
+    from transformers.cache_utils import DynamicCache
+
     input_ids = batch["input_ids"]  # (N, T)
     layout = _Layout.of(batch, targets)
     width = max(layout.prompt_lengths)
@@ -126,91 +128,32 @@ def cached_prefix_hidden(
     positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)  # (G, P): 0.. from each prompt's first token
     prompt_out = backbone(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions,
                           use_cache=True, mm_encoder_outputs=prompt_images)
-
-    rows = _response_rows(input_ids, layout, first_column=[0] * n_sets)  # (G, L)
-    length = rows.ids.shape[1]
-    causal = torch.ones((length, length), dtype=torch.bool, device=device).tril()
-    own = (rows.segment[:, :, None] == rows.segment[:, None, :]) & (rows.segment[:, None, :] >= 0) & causal
-    sees_prompt = prompt_mask.bool()[:, None, :].expand(n_sets, length, width)  # padding slots too: no empty row
-    decoder = text_decoder(backbone)
-    dtype = decoder.get_input_embeddings().weight.dtype
     cache = prompt_out.past_key_values
-    state = _PrefixState([layer.keys for layer in cache.layers], [layer.values for layer in cache.layers],
-                         _additive(torch.cat([sees_prompt, own], dim=2), dtype)[:, None])  # (G, 1, L, P + L)
-    embeds = decoder.get_input_embeddings()(rows.ids)  # (G, L, H)
-    bypassed = RuntimeError(
-        f"{type(decoder).__name__} does not run its attention layers through transformers' attention interface, "
-        "so prefix sharing cannot attach each prompt to its responses; train with --share_prefix false")
-    with _attention_to_prefix(decoder, state):
-        try:
-            hidden = decoder(inputs_embeds=embeds, attention_mask=state.mask, position_ids=rows.positions,
-                             use_cache=False).last_hidden_state  # (G, L, H)
-        except RuntimeError as error:  # e.g. its own attention meeting our (G, 1, L, P + L) mask
-            raise (bypassed if state.calls < len(state.keys) else error) from error
-    if state.calls != len(state.keys):
-        raise bypassed
-    # Response token t is predicted by the slot before it, the prompt's last column for t = 0.
-    flat = torch.cat([prompt_out.last_hidden_state[:, -1], hidden.reshape(-1, hidden.shape[-1])])  # (G + G·L, H)
-    index = torch.tensor([n_sets + g * length + c - 1 if t else g for g, c, t in rows.tokens], device=device)
-    return flat[index]  # (M, H)
 
-
-PREFIX_ATTENTION = "mmpo_prefix"
-
-
-class _PrefixState:
-    """What :func:`prefix_attention` reads during a response forward: each layer's prompt
-    keys and values (G, Hkv, P, d) and the additive mask (G, 1, L, P + L)."""
-
-    def __init__(self, keys: list[Tensor], values: list[Tensor], mask: Tensor) -> None:
-        self.keys, self.values, self.mask, self.calls = keys, values, mask, 0
-
-
-_STATE: ContextVar[_PrefixState | None] = ContextVar("mmpo_prefix_state", default=None)
-
-
-def prefix_attention(module: nn.Module, query: Tensor, key: Tensor, value: Tensor, attention_mask: Tensor | None,
-                     scaling: float | None = None, dropout: float = 0.0, softcap: float | None = None, **kwargs: Any):
-    """transformers attention function for rows of responses continuing cached prompts.
-
-    softmax over [q·K_prompt | q·K_responses] (one softmax, two score blocks), so the
-    prompt's keys and values are read where the prompt forward left them: never gathered
-    or concatenated per response, which would copy them once per sequence and keep the
-    copies for backward. Heads that share a key/value head are folded into the query
-    length, so grouped-query attention copies nothing either. Shapes: query (G, Hq, L, d),
-    key and value (G, Hkv, L, d) → (G, L, Hq, d)."""
-    state = _STATE.get()
-    if state is None or softcap:
-        raise RuntimeError("prefix_attention runs only inside cached_prefix_hidden, without logit soft-capping")
-    prompt_keys, prompt_values = state.keys[module.layer_idx], state.values[module.layer_idx]  # (G, Hkv, P, d)
-    groups, heads, length, dim = query.shape
-    kv_heads, width = prompt_keys.shape[1], prompt_keys.shape[2]
-    fold = heads // kv_heads
-    q = query.reshape(groups, kv_heads, fold * length, dim) * (dim**-0.5 if scaling is None else scaling)
-    scores = torch.cat([q @ prompt_keys.transpose(-1, -2), q @ key.transpose(-1, -2)], dim=-1)  # (G, Hkv, fold·L, P + L)
-    scores = scores.view(groups, kv_heads, fold, length, width + length) + state.mask[:, :, None]
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype).view(groups, kv_heads, fold * length, -1)
-    if dropout:
-        probs = F.dropout(probs, dropout, training=True)
-    out = probs[..., :width] @ prompt_values + probs[..., width:] @ value  # (G, Hkv, fold·L, d)
-    state.calls += 1
-    return out.view(groups, heads, length, dim).transpose(1, 2).contiguous(), None
-
-
-AttentionInterface.register(PREFIX_ATTENTION, prefix_attention)
-
-
-@contextmanager
-def _attention_to_prefix(decoder: nn.Module, state: _PrefixState):
-    """Route ``decoder``'s attention layers through :func:`prefix_attention` for one forward."""
-    config, token = decoder.config, _STATE.set(state)
-    previous = config._attn_implementation
-    config._attn_implementation = PREFIX_ATTENTION
-    try:
-        yield
-    finally:
-        config._attn_implementation = previous
-        _STATE.reset(token)
+    decoder = text_decoder(backbone)
+    maskable = decoder.config._attn_implementation in MASKABLE_ATTENTION
+    row_of = layout.sets if maskable else list(range(len(layout.sets)))  # each sequence's response row
+    rows = _response_rows(input_ids, layout, row_of, first_column=[0] * len(set(row_of)))  # (G or N, L)
+    length = rows.ids.shape[1]
+    if maskable:  # a response sees its prompt and its own earlier tokens
+        causal = torch.ones((length, length), dtype=torch.bool, device=device).tril()
+        own = (rows.segment[:, :, None] == rows.segment[:, None, :]) & (rows.segment[:, None, :] >= 0) & causal
+        sees_prompt = prompt_mask.bool()[:, None, :].expand(n_sets, length, width)  # padding slots too: no empty row
+        allowed = torch.cat([sees_prompt, own], dim=2)[:, None]  # (G, 1, L, P + L)
+        eager = decoder.config._attn_implementation == "eager"
+        mask = _additive(allowed, decoder.get_input_embeddings().weight.dtype) if eager else allowed
+    else:  # one response per row: the plain causal mask over [its prompt | itself]
+        sets = torch.tensor(layout.sets, device=device)
+        cache = DynamicCache(ddp_cache_data=[(layer.keys[sets], layer.values[sets]) for layer in cache.layers])
+        mask = torch.cat([prompt_mask[sets], (rows.segment >= 0).to(prompt_mask.dtype)], dim=1)  # (N, P + L)
+    embeds = decoder.get_input_embeddings()(rows.ids)  # (rows, L, H)
+    hidden = decoder(inputs_embeds=embeds, attention_mask=mask, position_ids=rows.positions, past_key_values=cache,
+                     cache_position=torch.arange(width, width + length, device=device),
+                     use_cache=False).last_hidden_state  # (rows, L, H)
+    # Response token t is predicted by the slot before it; t = 0 by its prompt's last column.
+    flat = torch.cat([prompt_out.last_hidden_state[:, -1], hidden.reshape(-1, hidden.shape[-1])])  # (G + rows·L, H)
+    index = [n_sets + r * length + c - 1 if t else layout.sets[i] for i, r, c, t in rows.tokens]
+    return flat[torch.tensor(index, device=device)]  # (M, H)
 
 
 class _Layout:
@@ -233,32 +176,40 @@ class _Layout:
 
 class _Rows:
     """Rows of responses: ``ids``, ``positions`` (rotary: continuing the prompt) and
-    ``segment`` (the sequence a slot holds; -2 = free) (G, W); ``tokens``: (row, column,
-    t) of every response token, in target order (sequence-major, then t)."""
+    ``segment`` (the sequence a slot holds; -2 = free) (rows, W); ``tokens``: (sequence,
+    row, column, t) of every response token, in target order (sequence-major, then t)."""
 
-    def __init__(self, ids: Tensor, positions: Tensor, segment: Tensor, tokens: list[tuple[int, int, int]]) -> None:
+    def __init__(self, ids: Tensor, positions: Tensor, segment: Tensor, tokens: list[tuple[int, int, int, int]]) -> None:
         self.ids, self.positions, self.segment, self.tokens = ids, positions, segment, tokens
 
 
-def _response_rows(input_ids: Tensor, layout: _Layout, first_column: list[int]) -> _Rows:
-    """Row g holds prompt g's responses side by side in sequence order, from ``first_column[g]``."""
+def _response_rows(input_ids: Tensor, layout: _Layout, row_of: list[int], first_column: list[int]) -> _Rows:
+    """Row r holds the responses of the sequences i with ``row_of[i] == r`` side by side,
+    in sequence order, from ``first_column[r]``."""
     used = list(first_column)
     columns = []  # where sequence i's response starts in its row
-    for g, length in zip(layout.sets, layout.lengths):
-        columns.append(used[g])
-        used[g] += length
+    for r, length in zip(row_of, layout.lengths):
+        columns.append(used[r])
+        used[r] += length
     device = input_ids.device
     shape = (len(first_column), max(used))
     ids = torch.full(shape, int(input_ids[0, 0]), dtype=input_ids.dtype, device=device)
     positions = torch.zeros(shape, dtype=torch.long, device=device)
     segment = torch.full(shape, -2, dtype=torch.long, device=device)
     tokens = []
-    for i, (g, col, start, length) in enumerate(zip(layout.sets, columns, layout.starts, layout.lengths)):
-        ids[g, col : col + length] = input_ids[i, start : start + length]
-        positions[g, col : col + length] = torch.arange(start, start + length, device=device)
-        segment[g, col : col + length] = i
-        tokens += [(g, col + t, t) for t in range(length)]
+    for i, (r, col, start, length) in enumerate(zip(row_of, columns, layout.starts, layout.lengths)):
+        ids[r, col : col + length] = input_ids[i, start : start + length]
+        positions[r, col : col + length] = torch.arange(start, start + length, device=device)
+        segment[r, col : col + length] = i
+        tokens += [(i, r, col + t, t) for t in range(length)]
     return _Rows(ids, positions, segment, tokens)
+
+
+def _length_dependent_rope(config) -> bool:
+    """Rotary scaling whose frequencies depend on the length of the current input (dynamic NTK, LongRoPE)."""
+    rope = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}
+    settings = [rope, *(v for v in rope.values() if isinstance(v, dict))] if isinstance(rope, dict) else []
+    return any(r.get("rope_type", r.get("type")) in ("dynamic", "longrope") for r in settings)
 
 
 def _additive(allowed: Tensor, dtype: torch.dtype) -> Tensor:

@@ -10,19 +10,23 @@ from mmpo.model import load_model, load_processor, sequence_logps
 
 
 @pytest.mark.parametrize("family", ["llava", "idefics3"])
-@pytest.mark.parametrize("mode", ["cache", "packed", "packed-eager", "checkpointing"])
+@pytest.mark.parametrize("mode", ["cache", "cache-eager", "cache-gathered", "packed", "packed-eager", "checkpointing"])
 def test_prefix_sharing_matches_full_sequences(tiny_models, pref_file, family, mode, monkeypatch):
     import mmpo.model.logps as logps_module
 
     calls = []
-    name = "cached_prefix_hidden" if mode == "cache" else "packed_prefix_hidden"
+    name = "cached_prefix_hidden" if mode.startswith("cache") else "packed_prefix_hidden"
     real = getattr(logps_module, name)
     monkeypatch.setattr(logps_module, name, lambda *a: calls.append(1) or real(*a))
     model = load_model(tiny_models[family], dtype=torch.float32)
     if mode in ("packed", "packed-eager"):
         monkeypatch.setattr(logps_module, "prefix_sharing_mode", lambda *a: "packed")
-    if mode == "packed-eager":
+    if mode.endswith("eager"):
         model.set_attn_implementation("eager")
+    if mode == "cache-gathered":  # as for a kernel without 4-D masks (FlashAttention): a cache copy per response
+        import mmpo.model.prefix as prefix_module
+
+        monkeypatch.setattr(prefix_module, "MASKABLE_ATTENTION", ())
     if mode == "checkpointing":  # chosen automatically: the cache cannot run under checkpointing
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.train()
@@ -44,17 +48,12 @@ def test_prefix_sharing_matches_full_sequences(tiny_models, pref_file, family, m
         assert torch.allclose(full_grads[name], shared_grads[name], atol=1e-4, rtol=1e-3), name
 
 
-def test_cache_mode_refuses_a_model_that_bypasses_the_attention_interface(tiny_models, pref_file, monkeypatch):
-    """If the response forward never reached prefix_attention, responses saw no prompt: an error, not wrong numbers."""
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    from mmpo.model.prefix import PREFIX_ATTENTION
+def test_length_dependent_rotary_scaling_takes_the_plain_path(tiny_models, pref_file):
+    from mmpo.model.prefix import prefix_sharing_mode
 
-    sdpa = ALL_ATTENTION_FUNCTIONS["sdpa"]
     model = load_model(tiny_models["llava"], dtype=torch.float32)
-    rows = list(load_preferences(pref_file))[:2]
-    batch = PreferenceCollator(load_processor(tiny_models["llava"]), share_images=True, max_length=60)(rows)
-    for own_attention in (sdpa, lambda module, q, k, v, mask, **kw: sdpa(module, q, k, v, None, **kw)):
-        monkeypatch.setitem(ALL_ATTENTION_FUNCTIONS._global_mapping, PREFIX_ATTENTION, own_attention)
-        with pytest.raises(RuntimeError, match="share_prefix false"):
-            sequence_logps(model, batch, share_prefix=True)
+    batch = PreferenceCollator(load_processor(tiny_models["llava"]), share_images=True)(list(load_preferences(pref_file))[:2])
+    assert prefix_sharing_mode(model.model, batch) == "cache"
+    model.model.language_model.config.rope_parameters = {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0}
+    assert prefix_sharing_mode(model.model, batch) is None
