@@ -16,9 +16,12 @@ same shapes-world pairs by:
   against mmpo with ``split_backward`` (less memory for one extra forward).
 
 Every run is its own process (so peaks do not leak between runs); runs alternate between the
-two sides and repeat. Printed: rows/s and the peak resident memory added by training (the
-process high-water mark reset just before training), and the ratios mmpo / peer of each
-repeat's adjacent pair of runs (median and range).
+two sides and repeat. Printed: rows/s; the peak resident memory added by training (the
+process high-water mark reset just before training); the peak of live tensor bytes (one
+extra, untimed 3-step run per side under the profiler: what a GPU's
+``max_memory_allocated`` reports; resident memory also holds what glibc keeps after
+tensors are freed); and the ratios mmpo / peer of each repeat's adjacent pair of runs
+(median and range).
 Throughput counts the steps after the first, so set-up and warm-up are excluded on both sides.
 Requires ``pip install trl``.
 """
@@ -228,18 +231,42 @@ def timed_trainer(trainer, batch: int) -> dict:
     return timed(trainer.train, stamps, batch)
 
 
+TENSOR_PEAK = False  # set by --tensor_peak in a run's process
+
+
 def timed(fn, stamps: list[float], batch: int) -> dict:
     """Run ``fn``; throughput over the steps after the first (set-up and warm-up excluded),
-    peak memory over the whole run."""
+    peak memory over the whole run. With ``TENSOR_PEAK``, a separate kind of run: the peak
+    of live tensor bytes instead, from the profiler's allocator records."""
     import torch
 
     torch.manual_seed(0)
+    if TENSOR_PEAK:
+        return {"tensor_peak_mib": tensor_peak_mib(fn)}
     reset_peak()
     before = rss_kib("VmRSS")
     fn()
     seconds = stamps[-1] - stamps[0]
     return {"rows_per_s": (len(stamps) - 1) * batch / seconds, "peak_mib": (rss_kib("VmHWM") - before) / 1024,
             "seconds": seconds}
+
+
+def tensor_peak_mib(fn) -> float:
+    """Highest total of live CPU tensor bytes while ``fn`` runs, above the total when it
+    starts: what ``torch.cuda.max_memory_allocated`` reports on a GPU. (Resident memory
+    also counts what the C allocator keeps after tensors are freed, which on glibc is
+    most of a training step's churn.)"""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    path = tempfile.mktemp(suffix=".json")
+    prof.export_chrome_trace(path)
+    with open(path) as f:
+        events = [e["args"] for e in json.load(f)["traceEvents"] if e.get("name") == "[memory]"]
+    os.remove(path)
+    start = events[0]["Total Allocated"] - events[0]["Bytes"]
+    return (max(e["Total Allocated"] for e in events) - start) / 2**20
 
 
 def child(args) -> None:
@@ -249,8 +276,8 @@ def child(args) -> None:
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
-    global LORA_DROPOUT
-    LORA_DROPOUT = args.lora_dropout
+    global LORA_DROPOUT, TENSOR_PEAK
+    LORA_DROPOUT, TENSOR_PEAK = args.lora_dropout, args.tensor_peak
     paths = json.loads(args.paths)
     out = tempfile.mkdtemp()
     side, task = args.child.split(":")
@@ -268,23 +295,29 @@ PEERS = {"dpo": "trl", "mpo": "trl", "mdpo": "official", "mdpo-split": "official
 
 
 def measure(args, paths: dict) -> dict[str, dict[str, list[dict]]]:
-    """Every (task, side) run in its own process, sides alternating, ``args.repeats`` times."""
+    """Every (task, side) run in its own process, sides alternating, ``args.repeats`` times;
+    then one tensor-peak run per side (a profiler slows a run, so it is never timed)."""
     results: dict[str, dict[str, list[dict]]] = {}
     for task in args.tasks.split(","):
         peer = PEERS[task]
         results[task] = {"mmpo": [], peer: []}
         for repeat in range(args.repeats):
             for side in (["mmpo", peer] if repeat % 2 == 0 else [peer, "mmpo"]):
-                proc = subprocess.run(
-                    [sys.executable, __file__, "--child", f"{side}:{task}", "--paths", json.dumps(paths),
-                     "--steps", str(args.steps), "--batch", str(args.batch), "--threads", str(args.threads),
-                     "--lora_dropout", str(args.lora_dropout)],
-                    capture_output=True, text=True)
-                line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
-                if proc.returncode or not line:
-                    sys.exit(f"{side} {task} failed:\n{proc.stderr[-3000:]}")
-                results[task][side].append(json.loads(line[0][7:]))
+                results[task][side].append(run_child(args, paths, side, task, args.steps))
+        for side in ("mmpo", peer):
+            results[task][side][0].update(run_child(args, paths, side, task, 3, "--tensor_peak"))
     return results
+
+
+def run_child(args, paths: dict, side: str, task: str, steps: int, *extra: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", f"{side}:{task}", "--paths", json.dumps(paths), "--steps", str(steps),
+         "--batch", str(args.batch), "--threads", str(args.threads), "--lora_dropout", str(args.lora_dropout), *extra],
+        capture_output=True, text=True)
+    line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if proc.returncode or not line:
+        sys.exit(f"{side} {task} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(line[0][7:])
 
 
 def report(shape: str, paths: dict, results: dict[str, dict[str, list[dict]]], args) -> None:
@@ -296,16 +329,20 @@ def report(shape: str, paths: dict, results: dict[str, dict[str, list[dict]]], a
     print(f"\nshape {shape}: {SHAPES[shape]['about']}\n  {proportions(paths['model'])}")
     print(f"{args.steps} steps × batch {args.batch}, 256 image tokens per row, LoRA r 16 dropout {args.lora_dropout}, "
           f"{args.repeats} alternating repeats, {args.threads} threads\n")
-    print(f"{'task':<10} {'side':<9} {'rows/s':>8} {'peak MiB':>9}")
+    print("peak RSS: resident-memory high-water mark added by training; tensor peak: live tensor bytes "
+          "(the allocator's peak, as torch.cuda.max_memory_allocated on a GPU)\n")
+    print(f"{'task':<10} {'side':<9} {'rows/s':>8} {'peak RSS MiB':>13} {'tensor peak MiB':>16}")
     for task, sides in results.items():
         for side, runs in sides.items():
-            print(f"{task:<10} {side:<9} {median(runs, 'rows_per_s'):8.2f} {median(runs, 'peak_mib'):9.0f}")
-        pairs = list(zip(sides["mmpo"], sides[PEERS[task]]))
-        speed = [a["rows_per_s"] / b["rows_per_s"] for a, b in pairs]
-        memory = [a["peak_mib"] / max(1e-9, b["peak_mib"]) for a, b in pairs]
+            print(f"{task:<10} {side:<9} {median(runs, 'rows_per_s'):8.2f} {median(runs, 'peak_mib'):13.0f} "
+                  f"{runs[0]['tensor_peak_mib']:16.0f}")
+        ours, theirs = sides["mmpo"], sides[PEERS[task]]
+        speed = [a["rows_per_s"] / b["rows_per_s"] for a, b in zip(ours, theirs)]
+        memory = [a["peak_mib"] / max(1e-9, b["peak_mib"]) for a, b in zip(ours, theirs)]
+        tensors = ours[0]["tensor_peak_mib"] / theirs[0]["tensor_peak_mib"]
         print(f"{task:<10} ratio     {statistics.median(speed):7.2f}× throughput ({min(speed):.2f}–{max(speed):.2f}), "
-              f"{statistics.median(memory):.2f}× peak memory ({min(memory):.2f}–{max(memory):.2f}) "
-              f"(mmpo / {PEERS[task]})")
+              f"{statistics.median(memory):.2f}× peak RSS ({min(memory):.2f}–{max(memory):.2f}), "
+              f"{tensors:.2f}× tensor peak (mmpo / {PEERS[task]})")
 
 
 def main() -> None:
@@ -320,6 +357,7 @@ def main() -> None:
                         help="LoRA dropout on both sides (default: the mDPO recipe's 0.05)")
     parser.add_argument("--tasks", default="dpo,mpo,mdpo,mdpo-split",
                         help="mdpo-split: mmpo's mDPO with --split_backward (less memory, one extra forward)")
+    parser.add_argument("--tensor_peak", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child")
     parser.add_argument("--paths")
     args = parser.parse_args()

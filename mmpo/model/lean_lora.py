@@ -83,7 +83,9 @@ class DropoutLoraA(nn.Linear):
 def use_lean_lora_dropout(model: nn.Module) -> int:
     """Swap, in every plain peft LoRA linear layer of ``model`` whose adapter has dropout,
     ``lora_dropout`` → identity and ``lora_A`` → :class:`DropoutLoraA`. Returns how many
-    adapters were swapped. Layers with a variant (DoRA, …) or a LoRA bias keep peft's path."""
+    adapters were swapped. Layers with a variant (DoRA, …) or a LoRA bias keep peft's path.
+    Call it after the last adapter is added: a swapped layer no longer casts its input to
+    the adapters' dtype, which an adapter added later would need."""
     from peft.tuners.lora import Linear as LoraLinear
 
     swapped = 0
@@ -93,7 +95,7 @@ def use_lean_lora_dropout(model: nn.Module) -> int:
         here = 0
         for name, dropout in list(module.lora_dropout.items()):
             lora_a = module.lora_A[name]
-            if (not isinstance(dropout, nn.Dropout) or dropout.p <= 0 or name in module.lora_variant
+            if (not isinstance(dropout, nn.Dropout) or not 0 < dropout.p < 1 or name in module.lora_variant
                     or type(lora_a) is not nn.Linear or lora_a.bias is not None):
                 continue
             module.lora_A[name] = DropoutLoraA(lora_a, dropout.p)
