@@ -197,6 +197,24 @@ def test_split_backward_trains_like_the_joint_pass(tiny_models, pref_file, tmp_p
         assert torch.allclose(joint[name], split[name], atol=1e-5), (name, (joint[name] - split[name]).abs().max())
 
 
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_lean_lora_dropout_trains_like_peft(tiny_models, pref_file, tmp_path, checkpointing):
+    """mmpo's LoRA dropout (mask kept, copies not) trains exactly like peft's, also when
+    gradient checkpointing replays each layer's forward (the packed prefix path)."""
+    from safetensors.torch import load_file
+
+    runs = [train(config(tiny_models, pref_file, tmp_path / f"l{i}", objective="mdpo", max_steps=2, warmup_steps=0,
+                         lora_dropout=0.2, lean_lora_dropout=lean, gradient_checkpointing=checkpointing))
+            for i, lean in enumerate((False, True))]
+    for plain, lean in zip(*(run.history for run in runs)):
+        for key in ("loss", "grad_norm"):
+            assert plain[key] == pytest.approx(lean[key], rel=1e-4, abs=1e-5), key
+    plain, lean = (load_file(str(tmp_path / f"l{i}" / "adapter_model.safetensors")) for i in (0, 1))
+    assert plain.keys() == lean.keys()
+    for name in plain:
+        assert torch.allclose(plain[name], lean[name], atol=1e-5), name
+
+
 def test_split_backward_replays_the_same_dropout(tiny_models, pref_file, tmp_path, monkeypatch):
     """The corrupted branch runs twice (for its value, then for its gradient); with LoRA
     dropout on, both runs must draw the same masks."""
