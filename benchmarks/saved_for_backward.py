@@ -59,13 +59,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4)
     args = parser.parse_args()
 
-    import torch
-
     import vs_trl
-    from mmpo.data import CorruptionConfig
     from mmpo.data.collate import PreferenceCollator
     from mmpo.model.load import load_processor
-    from mmpo.model.logps import model_inputs
     from mmpo.train import PreferenceTrainer, TrainConfig
     from mmpo.train.run import build_model, load_training_data
 
@@ -85,16 +81,8 @@ def main() -> None:
 
     peft_model, _ = build_model(dataclasses.replace(config, lean_lora_dropout=False))
     peft_model.train()
-    pair = PreferenceCollator(processor)(rows)
-    corrupted = PreferenceCollator(processor, corruption=CorruptionConfig(seed=1)).responses(
-        rows, [r.chosen for r in rows], corrupted=True)
-
-    def official() -> None:  # full logits at every position, as the official code computes them
-        for part in (pair, corrupted):
-            logits = peft_model(**model_inputs(part)).logits[:, :-1].float()
-            torch.log_softmax(logits, -1).gather(-1, part["input_ids"][:, 1:, None])
-
-    theirs = saved_while(official)
+    pair, corrupted = PreferenceCollator(processor)(rows), vs_trl.official_corrupted_batch(processor, rows, seed=1)
+    theirs = saved_while(lambda: [vs_trl.official_logps(peft_model, part) for part in (pair, corrupted)])
     print(f"\nshape {args.shape}, {args.rows} rows, LoRA dropout {args.lora_dropout}: saved for backward")
     for name, saved in (("mmpo", ours), ("official", theirs)):
         print(f"  {name:<9} {saved.mib:7.1f} MiB in {len(saved.storages)} tensors; largest: "

@@ -173,11 +173,10 @@ def run_official_mdpo(paths: dict, steps: int, batch: int) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from mmpo.data import CorruptionConfig, load_preferences
+    from mmpo.data import load_preferences
     from mmpo.data.collate import PreferenceCollator
     from mmpo.losses import LogProbs, ObjectiveParams, compute_objective, parse_objective
     from mmpo.model.load import language_model_lora_targets, load_model, load_processor
-    from mmpo.model.logps import model_inputs
 
     model = load_model(paths["model"], dtype=torch.float32)
     model = get_peft_model(model, LoraConfig(target_modules=language_model_lora_targets(model), **lora_kwargs()))
@@ -186,19 +185,13 @@ def run_official_mdpo(paths: dict, steps: int, batch: int) -> dict:
     plain = PreferenceCollator(processor)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
-    def logps(batch):  # full logits over every position, as the official code does
-        logits = model(**model_inputs(batch)).logits[:, :-1].float()
-        token = torch.log_softmax(logits, -1).gather(-1, batch["input_ids"][:, 1:, None])[..., 0]
-        return (token * batch["response_mask"][:, 1:]).sum(1)
-
-    def corrupted(rows, seed):  # a fresh crop per call
-        return PreferenceCollator(processor, corruption=CorruptionConfig(seed=seed)).responses(rows, [r.chosen for r in rows], corrupted=True)
-
     def step(i: int, rows) -> None:
         pair = plain(rows)
-        policy, policy_corrupted = logps(pair), logps(corrupted(rows, 2 * i))
+        policy = official_logps(model, pair)
+        policy_corrupted = official_logps(model, official_corrupted_batch(processor, rows, 2 * i))  # a fresh crop
         with torch.no_grad(), model.disable_adapter():
-            reference, reference_corrupted = logps(pair), logps(corrupted(rows, 2 * i + 1))
+            reference = official_logps(model, pair)
+            reference_corrupted = official_logps(model, official_corrupted_batch(processor, rows, 2 * i + 1))
         b = len(rows)
         loss, _ = compute_objective(parse_objective("mdpo"), LogProbs(
             policy[:b], policy[b:], pair["response_mask"][:b].sum(1), reference[:b], reference[b:],
@@ -216,6 +209,27 @@ def run_official_mdpo(paths: dict, steps: int, batch: int) -> dict:
             stamps.append(time.perf_counter())
 
     return timed(loop, stamps, batch)
+
+
+def official_logps(model, batch: dict):
+    """Summed response log-probs from full logits over every position, as the official
+    mDPO code computes them. Shapes: batch of N sequences → (N,)."""
+    import torch
+
+    from mmpo.model.logps import model_inputs
+
+    logits = model(**model_inputs(batch)).logits[:, :-1].float()  # (N, T-1, V)
+    token = torch.log_softmax(logits, -1).gather(-1, batch["input_ids"][:, 1:, None])[..., 0]
+    return (token * batch["response_mask"][:, 1:]).sum(1)
+
+
+def official_corrupted_batch(processor, rows, seed: int) -> dict:
+    """Chosen under a crop drawn afresh from ``seed``, as the official code re-samples per pass."""
+    from mmpo.data import CorruptionConfig
+    from mmpo.data.collate import PreferenceCollator
+
+    return PreferenceCollator(processor, corruption=CorruptionConfig(seed=seed)).responses(
+        rows, [r.chosen for r in rows], corrupted=True)
 
 
 def timed_trainer(trainer, batch: int) -> dict:

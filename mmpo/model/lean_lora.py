@@ -74,7 +74,8 @@ class DropoutLoraA(nn.Linear):
             return _DropoutLinear.apply(x, self.weight, self.p)
         if self.training and self.p > 0:  # no graph to save memory in: plain dropout
             x = F.dropout(x, self.p, True)
-        return F.linear(x.to(_compute_dtype(x, self.weight)), self.weight.to(_compute_dtype(x, self.weight)))
+        dtype = _compute_dtype(x, self.weight)
+        return F.linear(x.to(dtype), self.weight.to(dtype))
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, dropout={self.p}"

@@ -87,12 +87,7 @@ def packed_prefix_hidden(
     seg_q, seg_k = rows.segment[:, :, None], rows.segment[:, None, :]
     allowed = causal & (seg_k != -2) & ((seg_k == -1) | (seg_k == seg_q))  # (G, W, W)
     allowed[:, :, 0] |= rows.segment == -2  # padding queries see one key, so no softmax row is empty
-    decoder = text_decoder(backbone)
-    if decoder.config._attn_implementation == "eager":
-        mask = _additive(allowed, decoder.get_input_embeddings().weight.dtype)
-    else:
-        mask = allowed
-    hidden = backbone(input_ids=rows.ids, attention_mask=mask[:, None], position_ids=rows.positions,
+    hidden = backbone(input_ids=rows.ids, attention_mask=_four_d_mask(allowed[:, None], text_decoder(backbone)), position_ids=rows.positions,
                       mm_encoder_outputs=prompt_images, use_cache=False).last_hidden_state  # (G, W, H)
     # Response token t is predicted at the column before it: the prompt's last for t = 0.
     predictor = torch.tensor([c - 1 if t else layout.prompt_lengths[g] - 1 for _, g, c, t in rows.tokens], device=device)
@@ -133,15 +128,14 @@ def cached_prefix_hidden(
     decoder = text_decoder(backbone)
     maskable = decoder.config._attn_implementation in MASKABLE_ATTENTION
     row_of = layout.sets if maskable else list(range(len(layout.sets)))  # each sequence's response row
-    rows = _response_rows(input_ids, layout, row_of, first_column=[0] * len(set(row_of)))  # (G or N, L)
+    n_rows = n_sets if maskable else len(row_of)
+    rows = _response_rows(input_ids, layout, row_of, first_column=[0] * n_rows)  # (rows, L)
     length = rows.ids.shape[1]
     if maskable:  # a response sees its prompt and its own earlier tokens
         causal = torch.ones((length, length), dtype=torch.bool, device=device).tril()
         own = (rows.segment[:, :, None] == rows.segment[:, None, :]) & (rows.segment[:, None, :] >= 0) & causal
         sees_prompt = prompt_mask.bool()[:, None, :].expand(n_sets, length, width)  # padding slots too: no empty row
-        allowed = torch.cat([sees_prompt, own], dim=2)[:, None]  # (G, 1, L, P + L)
-        eager = decoder.config._attn_implementation == "eager"
-        mask = _additive(allowed, decoder.get_input_embeddings().weight.dtype) if eager else allowed
+        mask = _four_d_mask(torch.cat([sees_prompt, own], dim=2)[:, None], decoder)  # (G, 1, L, P + L)
     else:  # one response per row: the plain causal mask over [its prompt | itself]
         sets = torch.tensor(layout.sets, device=device)
         cache = DynamicCache(ddp_cache_data=[(layer.keys[sets], layer.values[sets]) for layer in cache.layers])
@@ -212,6 +206,10 @@ def _length_dependent_rope(config) -> bool:
     return any(r.get("rope_type", r.get("type")) in ("dynamic", "longrope") for r in settings)
 
 
-def _additive(allowed: Tensor, dtype: torch.dtype) -> Tensor:
-    """A boolean "may attend" mask as 0 / the dtype's lowest value."""
+def _four_d_mask(allowed: Tensor, decoder: nn.Module) -> Tensor:
+    """A boolean "may attend" mask (B, 1, Q, K) in the form the decoder's attention takes:
+    as is for sdpa, 0 / the dtype's lowest value for eager."""
+    if decoder.config._attn_implementation != "eager":
+        return allowed
+    dtype = decoder.get_input_embeddings().weight.dtype
     return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
