@@ -4,6 +4,8 @@
     mmpo train --config run.yaml [overrides…]
     mmpo pairs dropout-ntp --model DIR --data prompts.jsonl --out pairs.jsonl [--ratio 0.5]
     mmpo pairs correctness --model DIR --data qa.jsonl --out pairs.jsonl [--samples 32 --max_pairs 15]
+    mmpo generate --model DIR [--adapter DIR] --data questions.jsonl --out answers.jsonl
+    mmpo eval {chair,object-halbench,pope,amber,mmhal,qa,reliance,report} [options]  (mmpo eval --help)
     mmpo tiny-model --family llava --out DIR
     mmpo demo --out DIR [--quick] [--seeds 3] [--ablations]
 """
@@ -103,7 +105,20 @@ def _demo(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "pairs": _pairs, "tiny-model": _tiny_model, "demo": _demo}
+def _generate(argv: list[str]) -> int:
+    from mmpo.eval.commands import generate_command
+
+    return generate_command(argv)
+
+
+def _eval(argv: list[str]) -> int:
+    from mmpo.eval.commands import eval_command
+
+    return eval_command(argv)
+
+
+COMMANDS = {"train": _train, "pairs": _pairs, "generate": _generate, "eval": _eval, "tiny-model": _tiny_model,
+            "demo": _demo}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[argv[0]](argv[1:])
     except (ValueError, OSError) as err:  # DataError is a ValueError
+        print(f"mmpo {argv[0]}: error: {err}", file=sys.stderr)
+        return 1
+    except RuntimeError as err:
+        from mmpo.eval.judge import JudgeError
+        from mmpo.eval.nlp import NLPDataMissing
+
+        if not isinstance(err, (JudgeError, NLPDataMissing)):
+            raise
         print(f"mmpo {argv[0]}: error: {err}", file=sys.stderr)
         return 1
 

@@ -10,6 +10,25 @@ parseable answer are format negatives. This module holds those rules, as pure fu
 * :func:`answers_match` compares an extracted answer with the ground truth, trying in turn
   multiple-choice letters, yes/no, numbers (relative tolerance), then normalized text;
 * :func:`is_correct` does both.
+
+What the matcher accepts, on either side unless said otherwise:
+
+* LaTeX wrappers and spacing: ``\\text{...}``, ``\\textbf``, ``\\mathrm``, ``\\mathbf``,
+  ``\\operatorname`` … are unwrapped; ``\\left`` / ``\\right`` (and ``\\big``-style sizes),
+  ``\\displaystyle``, ``\\,`` ``\\;`` ``\\quad`` ``~`` and ``$``, ``\\(...\\)``, ``\\[...\\]``
+  delimiters are dropped, so ``\\left( 1, 2 \\right)`` equals ``(1,2)``;
+* fractions: ``\\frac{a}{b}``, ``\\dfrac``, ``\\tfrac``, ``\\frac12``, ``a/b``, signs inside or
+  outside, compared by value with decimals (``\\frac{1}{2}`` = ``0.5`` ≠ ``2``);
+* numbers: thousands separators ``1,000`` / ``1{,}000`` / ``1\\,000``; ``\\%`` and ``%`` are
+  ignored (``45\\%`` = ``45``, not ``0.45``); ``$`` / ``\\$`` are dropped; values match within
+  a relative 1e-3;
+* degrees: ``30^\\circ``, ``30^{\\circ}``, ``30\\degree``, ``30°`` and ``30 degrees`` are all
+  ``30°`` and, like ``%``, the sign is ignored (``30^\\circ`` = ``30``, ≠ ``3``);
+* units, in the prediction only: trailing words after a number, plain or in ``\\text{}`` /
+  ``\\mathrm{}``, with powers (``5\\text{ cm}^2``, ``60 km/h``) are ignored when the ground
+  truth is a plain number; a ground truth with a unit (``5 cm``) is compared as text;
+* option letters (``B``, ``(B)``, ``B.``, ``\\text{(B)}``, ``(B) blue``), yes/no by the first
+  word, and otherwise case- and whitespace-insensitive exact text.
 """
 
 from __future__ import annotations
@@ -21,16 +40,33 @@ REL_TOL = 1e-3  # numbers match when |pred − truth| <= REL_TOL·|truth|
 _BOXED = re.compile(r"\\boxed\s*\{")
 _LABEL = re.compile(r"\b(?:final\s+)?answer(?:\s+is)?\s*\**\s*:", re.IGNORECASE)
 _DECOR = re.compile(r"^[\s*]+|[\s*.]+$")  # markdown bold and a trailing period
-_WRAPPER = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_WRAPPER = re.compile(r"\\(?:text(?:bf|rm|it|sf|tt|normal)?|math(?:rm|bf|it|sf|tt)|mbox|operatorname)\s*\{([^{}]*)\}")
+_MATH_DELIMS = re.compile(r"^\s*\\[(\[]|\\[)\]]\s*$")  # \( … \) and \[ … \] around the whole answer
+# LaTeX that changes how an answer looks but not what it says, rewritten in this order.
+_LATEX = [
+    (re.compile(r"\\(?:left|right|[bB]igg?[lr]?)(?![a-zA-Z])"), ""),  # \left( … \right), \big(
+    (re.compile(r"\\displaystyle(?![a-zA-Z])"), ""),
+    (re.compile(r"\\[dt]frac(?![a-zA-Z])"), r"\\frac"),
+    (re.compile(r"\\frac\s*(\d)\s*(\d)"), r"\\frac{\1}{\2}"),  # \frac12 is \frac{1}{2}
+    (re.compile(r"\{,\}"), ","),  # 1{,}000
+    (re.compile(r"(?<=\d)\\,(?=\d{3}(?!\d))"), ","),  # 1\,000
+    (re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])"), "°"),
+    (re.compile(r"(?<=\d)\s*degrees?\b", re.IGNORECASE), "°"),
+    (re.compile(r"\\(?:[,;:! ]|q?quad(?![a-zA-Z]))|~"), " "),  # LaTeX spacing
+    (re.compile(r"\^\{([^{}]*)\}"), r"^\1"),  # cm^{2} is cm^2
+]
+_BRACKET_SPACE = re.compile(r"(?<=[(\[{])\s+|\s+(?=[)\]}])")
+_TUPLE = re.compile(r"[(\[].*[)\]]")
 _PREFIX = re.compile(r"^(?:final\s+)?answer\s*:\s*", re.IGNORECASE)
 _EDGES = re.compile(r"^[\s'\"`*$]+|[\s'\"`*$.,;:?]+$")
 _LETTER_TRUTH = re.compile(r"\(?([a-z])\)?")
 _LETTER_PRED = re.compile(r"\(([a-z])\)|\[([a-z])\]|([a-z])(?:[.):,]|$)")
 _YES_NO = re.compile(r"(yes|no)\b")
 _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+"
+_SIGN = r"[-+−]?"
 _VALUE = re.compile(
-    rf"(?P<sign>[-+−]?)\s*(?:\\[dt]?frac\{{(?P<fn>{_NUM})\}}\{{(?P<fd>{_NUM})\}}"
-    rf"|(?P<n>{_NUM})(?:\s*/\s*(?P<d>{_NUM}))?)\s*%?"
+    rf"(?P<sign>{_SIGN})\s*(?:\\[dt]?frac\s*\{{\s*(?P<fsign>{_SIGN})\s*(?P<fn>{_NUM})\s*\}}\s*\{{\s*(?P<fd>{_NUM})\s*\}}"
+    rf"|(?P<n>{_NUM})(?:\s*/\s*(?P<d>{_NUM}))?)\s*[%°]?"
 )
 _UNITS = re.compile(r"(?:(?:[^\W\d]|°)[\w^/.]*\s*)*")  # words like "cm", "km/h", "cm^2"
 
@@ -86,26 +122,39 @@ def extract_answer(text: str) -> str | None:
 
 
 def normalize(text: str) -> str:
-    """Lower-case, whitespace-collapsed text without wrappers, prefixes and edge punctuation.
+    """Lower-case, whitespace-collapsed text without LaTeX dressing, prefixes and edge punctuation.
 
-    Unwraps ``\\text{...}``-style macros, unescapes ``\\%`` and ``\\$``, drops an
-    ``Answer:`` prefix, leading quotes/``$``/``*`` and trailing quotes/``$``/``*``/``.,;:?``.
+    Unwraps ``\\text{...}``-style macros (nested too), rewrites the LaTeX listed in the module
+    docstring (sizing, spacing, ``\\dfrac``, ``{,}``, degree signs), unescapes ``\\%`` and
+    ``\\$``, drops an ``Answer:`` prefix, ``\\(...\\)`` / ``\\[...\\]`` delimiters, leading
+    quotes/``$``/``*`` and trailing quotes/``$``/``*``/``.,;:?``, and spaces just inside
+    brackets; in a bracketed tuple or interval, spaces after commas too.
 
     >>> normalize('  "New   York." ')
     'new york'
     >>> normalize(r"Answer: $\\text{(A)}$")
     '(a)'
+    >>> normalize(r"\\left( 1, 2 \\right)"), normalize(r"30^{\\circ}"), normalize(r"\\dfrac12")
+    ('(1,2)', '30°', '\\\\frac{1}{2}')
     """
-    text = _WRAPPER.sub(r"\1", text).replace("\\%", "%").replace("\\$", "$")
+    unwrapped = 1
+    while unwrapped:  # inside out: \\text{\\textbf{A}}
+        text, unwrapped = _WRAPPER.subn(r"\1", text)
+    for pattern, replacement in _LATEX:
+        text = pattern.sub(replacement, text)
+    text = text.replace("\\%", "%").replace("\\$", "$")
     text = _PREFIX.sub("", _EDGES.sub("", text))
-    return " ".join(_EDGES.sub("", text).lower().split())
+    text = _EDGES.sub("", _MATH_DELIMS.sub("", text))
+    text = _BRACKET_SPACE.sub("", " ".join(text.lower().split()))
+    return re.sub(r",\s+", ",", text) if _TUPLE.fullmatch(text) else text
 
 
 def parse_number(text: str, *, units: bool = False) -> float | None:
-    """The value of a normalized number, fraction, ``\\frac{a}{b}`` or percent; else None.
+    """The value of a normalized number, fraction, ``\\frac{a}{b}``, percent or angle; else None.
 
-    Thousands separators are dropped and a ``%`` is ignored (``45%`` is 45). With
-    ``units=True`` trailing words without digits (``cm``, ``dollars``) are allowed too.
+    Thousands separators are dropped and a trailing ``%`` or ``°`` is ignored (``45%`` is 45,
+    ``30°`` is 30). With ``units=True`` trailing words without digits (``cm``, ``dollars``)
+    are allowed too.
 
     >>> parse_number("1,234.5"), parse_number(r"-\\frac{1}{2}"), parse_number("45%")
     (1234.5, -0.5, 45.0)
@@ -123,7 +172,8 @@ def parse_number(text: str, *, units: bool = False) -> float | None:
     if den_value == 0:
         return None
     value = float(num.replace(",", "")) / den_value
-    return -value if match["sign"] in ("-", "−") else value
+    negative = (match["sign"] in ("-", "−")) != (match["fsign"] in ("-", "−"))  # -\\frac{-1}{2} is 1/2
+    return -value if negative else value
 
 
 def _letter(pred: str) -> str | None:

@@ -5,7 +5,7 @@ the same validation and path rules as preference data."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mmpo.data.images import check_image, resolve_image_path
 from mmpo.data.loaders import read_json_lines
@@ -20,6 +20,7 @@ class PromptRow:
     chosen: str | None = None
     answer: str | None = None
     source: str = ""
+    fields: dict = field(default_factory=dict)  # the input row as read (carried to answer files)
 
 
 def load_prompt_rows(path: str, *, need: str | None = None, image_root: str | None = None) -> list[PromptRow]:
@@ -39,7 +40,7 @@ def load_prompt_rows(path: str, *, need: str | None = None, image_root: str | No
             check_image(full, location, "image", "exists")
             paths.append(full)
         prompt = check_text(obj.get("prompt", obj.get("question")), location, "prompt")
-        row = PromptRow(str(obj.get("id", index)), paths, prompt, source=location)
+        row = PromptRow(str(obj.get("id", index)), paths, prompt, source=location, fields=obj)
         if obj.get("chosen") is not None:
             row.chosen = check_text(obj["chosen"], location, "chosen")
         if obj.get("answer") is not None:

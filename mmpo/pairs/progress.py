@@ -11,7 +11,7 @@ from tqdm import tqdm
 from mmpo.pairs.store import PairStore
 
 
-def batches_with_progress(rows: list, size: int, store: PairStore, label: str) -> Iterator[tuple[int, list]]:
+def batches_with_progress(rows: list, size: int, store: PairStore, label: str, unit: str = "pairs") -> Iterator[tuple[int, list]]:
     bar = tqdm(total=len(rows), desc=label, unit="input", initial=sum(store.is_done(r.id) for r in rows))
     started, written = time.time(), store.pairs_written
     for start in range(0, len(rows), size):
@@ -22,5 +22,5 @@ def batches_with_progress(rows: list, size: int, store: PairStore, label: str) -
         yield start, batch
         bar.update(len(pending))
         rate = (store.pairs_written - written) / max(time.time() - started, 1e-9)
-        bar.set_postfix(pairs=store.pairs_written, pairs_per_s=f"{rate:.2f}")
+        bar.set_postfix({unit: store.pairs_written, f"{unit}_per_s": f"{rate:.2f}"})
     bar.close()

@@ -16,16 +16,20 @@ from mmpo.io import write_text_atomic
 
 
 class PairStore:
-    def __init__(self, out_path: str) -> None:
+    """``key_field`` is the output field that names a row's input key: ``source_id`` for
+    pairs (an input yields several pairs), ``id`` for answers (one row per input, its own id)."""
+
+    def __init__(self, out_path: str, key_field: str = "source_id") -> None:
         self.out_path = out_path
+        self.key_field = key_field
         self.done_path = out_path + ".done"
         self.done: dict[str, dict] = {}
         self.drops: Counter = Counter()
         self.pairs_written = 0
         os.makedirs(os.path.dirname(os.path.abspath(out_path)) or ".", exist_ok=True)
-        for line in _json_lines(self.done_path):
+        for line in read_json_lines_tolerant(self.done_path):
             self.done[line["key"]] = line
-        kept = [row for row in _json_lines(out_path) if row.get("source_id") in self.done]
+        kept = [row for row in read_json_lines_tolerant(out_path) if str(row.get(key_field)) in self.done]
         # Rewrite both files without torn or orphaned lines before appending to them.
         write_text_atomic(out_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
         write_text_atomic(self.done_path, "".join(json.dumps(d) + "\n" for d in self.done.values()))
@@ -38,7 +42,7 @@ class PairStore:
         """Append ``key``'s rows, then mark ``key`` done (in that order)."""
         with open(self.out_path, "a", encoding="utf-8") as f:
             for row in rows:
-                f.write(json.dumps(dict(row, source_id=key), ensure_ascii=False) + "\n")
+                f.write(json.dumps(row if self.key_field in row else dict(row, **{self.key_field: key}), ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
         record = {"key": key, "pairs": len(rows), "drops": dict(drops)}
@@ -61,7 +65,7 @@ class PairStore:
         return line
 
 
-def _json_lines(path: str) -> list[dict]:
+def read_json_lines_tolerant(path: str) -> list[dict]:
     if not os.path.isfile(path):
         return []
     rows = []

@@ -233,6 +233,107 @@ def test_exact_text_rule(pred, truth, expected):
     assert answers_match(pred, truth) is expected
 
 
+# --------------------------------------------------------------------------- LaTeX answers
+@pytest.mark.parametrize(
+    "pred, truth",
+    [
+        # units, plain or wrapped, with powers: ignored in the prediction when the truth is a number
+        (r"5\text{ cm}", "5"),
+        (r"5\,\mathrm{m}", "5"),
+        (r"5\text{ cm}^2", "5"),
+        (r"5\mathrm{cm}^{2}", "5"),
+        ("5 cm^2", "5"),
+        # degree signs: every spelling is 30°, and ° is ignored like %
+        (r"30^\circ", "30"),
+        (r"30^{\circ}", "30"),
+        ("30°", "30"),
+        ("30 degrees", "30"),
+        (r"30\degree", "30"),
+        ("30", "30°"),
+        (r"30^\circ", "30 degrees"),
+        # fractions by value
+        (r"\dfrac{1}{2}", "1/2"),
+        (r"\tfrac{3}{4}", "0.75"),
+        (r"\frac12", "0.5"),  # LaTeX's brace-less form
+        (r"\frac{ 3 }{ 4 }", "0.75"),
+        (r"\frac{-1}{2}", "-0.5"),
+        (r"-\frac{-1}{2}", "0.5"),
+        (r"\dfrac{\pi}{2}", r"\frac{\pi}{2}"),  # not a number: equal as text once \dfrac is \frac
+        # wrappers, nested too
+        (r"\text{Paris}", "paris"),
+        (r"\textbf{\text{(B)}}", "B"),
+        (r"\operatorname{blue}", "blue"),
+        # \left( \right), spaces inside brackets and after commas of a tuple / interval
+        (r"\left( 1, 2 \right)", "(1, 2)"),
+        (r"\left(1,2\right)", "(1, 2)"),
+        (r"\left[ 0, 1 \right)", "[0,1)"),
+        # thousands separators, \% and \$
+        (r"1{,}000", "1000"),
+        (r"1\,000", "1000"),
+        ("1000", "1{,}000"),
+        (r"12{,}345.5", "12345.5"),
+        (r"50\%", "50"),
+        (r"\$1{,}200", "1200"),
+        # math delimiters around the whole answer
+        (r"\(30^\circ\)", "30"),
+        (r"$30^\circ$", "30"),
+        (r"\[\frac{1}{2}\]", "0.5"),
+    ],
+)
+def test_latex_answers_match(pred, truth):
+    assert answers_match(pred, truth)
+
+
+@pytest.mark.parametrize(
+    "pred, truth",
+    [
+        (r"\frac{1}{2}", "2"),  # the denominator is not the answer
+        (r"\frac{1}{2}", "12"),  # nor are the digits run together
+        (r"30^\circ", "3"),  # the degree sign is not a digit
+        (r"30^{\circ}", "300"),
+        (r"50\%", "0.5"),  # percent is stripped, not divided by 100
+        (r"1\frac{1}{2}", "1.5"),  # mixed numbers are not read
+        ("1, 234", "1234"),  # a list, not a thousands separator
+        (r"2^{10}", "2"),  # a power is not a unit
+        (r"5\text{ cm}", "5 m"),  # a unit in the truth makes it text
+    ],
+)
+def test_latex_answers_mismatch(pred, truth):
+    assert not answers_match(pred, truth)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (r"\left( 1, 2 \right)", "(1,2)"),
+        (r"30^{\circ}", "30°"),
+        ("30 Degrees", "30°"),
+        (r"\dfrac12", r"\frac{1}{2}"),
+        (r"5\,\text{cm}^{2}", "5 cm^2"),
+        (r"1{,}000", "1,000"),
+        (r"\textbf{\text{A}}", "a"),
+        (r"Answer: \(x\)", "x"),
+    ],
+)
+def test_normalize_latex(text, expected):
+    assert normalize(text) == expected
+
+
+@pytest.mark.parametrize(
+    "response, truth, expected",
+    [
+        (r"So the angle is \boxed{30^\circ}.", "30", True),
+        (r"So the angle is \boxed{30^\circ}.", "3", False),
+        (r"The length is \boxed{\dfrac{1}{2}\text{ m}}", "0.5", True),
+        (r"The length is \boxed{\dfrac{1}{2}\text{ m}}", "2", False),
+        (r"Total: \boxed{\$1{,}200}", "1200", True),
+        (r"The point is \boxed{\left( 3, -1 \right)}", "(3,-1)", True),
+    ],
+)
+def test_is_correct_latex(response, truth, expected):
+    assert is_correct(response, truth) is expected
+
+
 # --------------------------------------------------------------------------- is_correct
 @pytest.mark.parametrize(
     "response, truth, expected",
