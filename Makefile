@@ -9,6 +9,9 @@ STAMP := $(VENV)/.mmpo-installed
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@# WordNet 3.0 for the CHAIR / AMBER lemmatizer (Debian's wordnet-base; skipped where apt is absent or not root)
+	test -f /usr/share/wordnet/index.noun || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && apt-get install -y -q wordnet-base >/dev/null; }
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0

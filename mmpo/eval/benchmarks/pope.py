@@ -225,6 +225,7 @@ def pope_questions(question_files: Sequence[str], image_dir: str, *, check_image
                     problem = "is missing" if value is None else f"must be a non-empty string, got {value!r}"
                     layout = "POPE question rows have 'question_id', 'image', 'text', 'label'"
                     raise DataError(location, name, f"{problem}; {layout}", "missing_field")
+            label = _label(row, location)
             category = str(row.get("category", split))
             row_id = f"{category}-{row.get('question_id', index)}"
             if row_id in seen:
@@ -235,6 +236,6 @@ def pope_questions(question_files: Sequence[str], image_dir: str, *, check_image
             if check_images and not os.path.isfile(image):
                 problem = f"{image} does not exist; is image_dir the COCO val2014 folder?"
                 raise DataError(location, "image", problem, "missing_image")
-            rows.append({"id": row_id, "image": image, "prompt": row["text"], "label": _label(row, location),
+            rows.append({"id": row_id, "image": image, "prompt": row["text"], "label": label,
                          "category": category, "question": row["text"]})
     return rows
