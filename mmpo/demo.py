@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from mmpo.data.schema import PreferenceExample
-from mmpo.eval.chair import caption_report, chair
-from mmpo.eval.pope import parse_yes_no, pope_metrics, pope_questions
+from mmpo.eval.benchmarks.shapes_chair import caption_report, chair
+from mmpo.eval.benchmarks.shapes_pope import parse_yes_no, pope_metrics, pope_questions
 from mmpo.eval.reliance import image_reliance
 from mmpo.io import write_json_atomic, write_text_atomic
 from mmpo.model.load import load_model, load_processor

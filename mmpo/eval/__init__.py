@@ -1,6 +1,10 @@
-"""Evaluation: hallucination metrics (CHAIR, POPE) and image reliance."""
+"""Evaluation: the hallucination benchmarks VLM papers report, offline, on any model.
 
-from mmpo.eval.chair import caption_report, chair, mentioned_objects
-from mmpo.eval.pope import parse_yes_no, pope_metrics, pope_questions
+``metrics/`` holds pure metric functions, ``benchmarks/`` one adapter per benchmark (its
+files → records → :class:`EvalResult`), ``harness`` the generate → score → write path the
+``mmpo eval`` commands share, ``compare`` the side-by-side report.
+"""
 
-__all__ = ["caption_report", "chair", "mentioned_objects", "parse_yes_no", "pope_metrics", "pope_questions"]
+from mmpo.eval.result import EvalResult, load_result, write_result
+
+__all__ = ["EvalResult", "load_result", "write_result"]

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from mmpo.eval.chair import caption_report
+from mmpo.eval.benchmarks.shapes_chair import caption_report
 from mmpo.io import publish, write_text_atomic
 
 Metric = float | Mapping[str, Any]  # a number, or {"mean", "std", "values"} over seeds

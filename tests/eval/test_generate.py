@@ -4,10 +4,8 @@ runs end to end on files in COCO's layout."""
 
 import json
 import os
-import shutil
 
 import pytest
-from PIL import Image
 
 from mmpo.cli import main
 from mmpo.eval.generate import GenerateFiles, GenerationOptions, answer_rows, generate_answers

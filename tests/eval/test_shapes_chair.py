@@ -2,7 +2,7 @@
 
 import pytest
 
-from mmpo.eval.chair import caption_report, chair, mentioned_objects, truth_pairs
+from mmpo.eval.benchmarks.shapes_chair import caption_report, chair, mentioned_objects, truth_pairs
 from mmpo.shapes.world import ShapeObject, caption, make_scene
 
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from mmpo.eval.pope import STRATEGIES, parse_yes_no, pope_metrics, pope_questions
+from mmpo.eval.benchmarks.shapes_pope import STRATEGIES, parse_yes_no, pope_metrics, pope_questions
 from mmpo.shapes.world import COLORS, SHAPES, Scene, ShapeObject, make_scene
 
 TWO = Scene("two", (ShapeObject("circle", "red", 0), ShapeObject("star", "blue", 4)), 0)
