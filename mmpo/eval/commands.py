@@ -172,6 +172,63 @@ def reliance_command(argv: list[str]) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------- POPE
+@dataclass
+class PopeArgs:
+    """``mmpo eval pope``: yes/no object probing scored as POPE's evaluate.py does, per split."""
+
+    predictions: str | None = field(default=None, metadata={"help": "JSONL of {question, label, prediction|answer, category}, or POPE's own answer file (with --label_file)."})
+    label_file: str | None = field(default=None, metadata={"help": "POPE question file (coco_pope_{split}.json) the --predictions answer file answers, line by line."})
+    questions: list[str] = field(default_factory=list, metadata={"help": "With --model: POPE question files (coco_pope_random.json …)."})
+    images: str | None = field(default=None, metadata={"help": "With --model: the COCO val2014 image folder the question files name."})
+
+
+def pope_command(argv: list[str]) -> int:
+    from mmpo.eval.benchmarks.pope import evaluate_pope, pope_questions
+
+    args, common, gen = _parse("mmpo eval pope", argv, PopeArgs, Common, GenerationOptions)
+    predictions, label_file = args.predictions, args.label_file
+    if gen.model:
+        if not args.questions or not args.images:
+            raise ValueError("--model needs --questions (POPE question files) and --images (COCO val2014 folder)")
+        predictions, label_file = generate_for(pope_questions(args.questions, args.images), args.images, common.out, gen), None
+    elif not predictions:
+        raise ValueError("give --predictions (an answers file) or --model with --questions and --images")
+    run(lambda path: evaluate_pope(path, label_file), predictions, common.out, common.label)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- QA
+@dataclass
+class QAArgs:
+    """``mmpo eval qa``: reasoning / multiple-choice accuracy with the correctness pipeline's matcher."""
+
+    answers: str | None = field(default=None, metadata={"help": "JSONL: response (or prediction / answer), ground_truth (or gt / gt_answer), optional category."})
+    questions: str | None = field(default=None, metadata={"help": "With --model: JSONL of {id, image, prompt|question, ground_truth[, category]}."})
+    image_root: str | None = field(default=None, metadata={"help": "With --model: folder the question file's images are relative to."})
+    bare_answers: bool = field(default=False, metadata={"help": "Judge the whole reply when it states no final answer (\\boxed{} / 'Answer:'); off: such replies are wrong."})
+
+
+def qa_command(argv: list[str]) -> int:
+    from mmpo.eval.benchmarks.qa import evaluate_qa
+    from mmpo.pairs.inputs import load_prompt_rows
+
+    args, common, gen = _parse("mmpo eval qa", argv, QAArgs, Common, GenerationOptions)
+    answers = args.answers
+    if gen.model:
+        if not args.questions:
+            raise ValueError("--model needs --questions")
+        root = args.image_root or os.path.dirname(os.path.abspath(args.questions))
+        rows = load_prompt_rows(args.questions, image_root=root)  # checked here, before the model loads
+        questions = [{k: v for k, v in r.fields.items() if k not in ("answer", "response", "prediction")}
+                     | {"id": r.id, "prompt": r.prompt} for r in rows]
+        answers = generate_for(questions, root, common.out, gen)
+    elif not answers:
+        raise ValueError("give --answers (an answers file) or --model with --questions")
+    run(lambda path: evaluate_qa(path, bare_answers=args.bare_answers), answers, common.out, common.label)
+    return 0
+
+
 # ------------------------------------------------------------------------------------ MMHal
 @dataclass
 class MMHalArgs:
@@ -237,6 +294,8 @@ def report_command(argv: list[str]) -> int:
 EVAL_COMMANDS = {
     "chair": chair_command,
     "object-halbench": object_halbench_command,
+    "pope": pope_command,
+    "qa": qa_command,
     "mmhal": mmhal_command,
     "reliance": reliance_command,
     "report": report_command,

@@ -2,7 +2,8 @@
 
 POPE (Li et al. 2023, arXiv 2305.10355) asks "Is there a <object> in the image?" about COCO
 val2014 images, in three splits of 3,000 questions that differ in how absent objects are
-drawn: ``random``, ``popular``, ``adversarial`` (RUCAIBox/POPE ``output/coco/coco_pope_{split}.json``).
+drawn: ``random``, ``popular``, ``adversarial`` (RUCAIBox/POPE ships one file per split,
+``coco_pope_{split}.json``).
 
 - :func:`pope_questions` turns POPE's question files (JSON lines ``{"question_id", "image",
   "text", "label"}``) into generation rows ``{"id", "image", "prompt", "label", "category",
