@@ -37,7 +37,7 @@ def generate_command(argv: list[str]) -> int:
     if not options.model:
         raise ValueError("mmpo generate: --model is required")
     store = generate_answers(files, options)
-    print(store.summary(len(store.done)))
+    print(store.summary(store.inputs, unit="answers"))
     return 0
 
 
@@ -98,6 +98,9 @@ class ObjectHalBenchArgs:
     answers: str | None = field(default=None, metadata={"help": "Answers JSONL: {image_id, question|prompt, answer|text} (RLAIF-V's layout)."})
     questions: str | None = field(default=None, metadata={"help": "With --model: the benchmark's question JSONL (image_id, question, image as path or base64)."})
     images: str | None = field(default=None, metadata={"help": "With --model: folder the question file's image paths are relative to (default: its folder)."})
+    judge_url: str | None = field(default=None, metadata={"help": "Optional: extract each answer's objects with an LLM judge (RLAIF-V's protocol) at this OpenAI-compatible URL."})
+    judge_model: str | None = field(default=None, metadata={"help": "Judge model for --judge_url (RLAIF-V used gpt-3.5-turbo-0613)."})
+    judge_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "Environment variable holding the judge's API key."})
 
 
 def object_halbench_questions(path: str, image_root: str, out: str) -> tuple[list[dict], str]:
@@ -144,7 +147,17 @@ def object_halbench_command(argv: list[str]) -> int:
         answers = generate_for(questions, image_root, common.out, gen)
     elif not answers:
         raise ValueError("give --answers (an answers file) or --model with --questions")
-    run(lambda path: evaluate_chair(path, args.coco_annotations, benchmark="object_halbench"),
+    extractor = None
+    if args.judge_url:
+        from mmpo.eval.benchmarks.object_extraction import extract_objects
+        from mmpo.eval.judge import JudgeCache, JudgeClient, cache_path_for
+
+        if not args.judge_model:
+            raise ValueError("--judge_url needs --judge_model")
+        client = JudgeClient(args.judge_url, args.judge_model, api_key_env=args.judge_key_env)
+        cache = JudgeCache(cache_path_for(common.out))
+        extractor = lambda question, answer: extract_objects(question, answer, client, cache)  # noqa: E731
+    run(lambda path: evaluate_chair(path, args.coco_annotations, benchmark="object_halbench", extractor=extractor),
         answers, common.out, common.label)
     return 0
 

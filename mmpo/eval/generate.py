@@ -78,6 +78,7 @@ def load_generator(config: GenerationOptions):
 def answer_rows(model, processor, rows: list[PromptRow], out_path: str, config: GenerationOptions) -> PairStore:
     """Append ``{**input row, "answer"}`` for every row not yet in ``out_path``."""
     store = PairStore(out_path, key_field="id")
+    store.inputs = len(rows)
     gen = GenerationConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                            top_p=config.top_p, batch_size=config.batch_size, seed=config.seed)
     for start, batch in batches_with_progress(rows, config.batch_size, store, "generate", unit="answers"):

@@ -56,7 +56,7 @@ def generate_for(questions: list[dict], image_root: str, out: str, generation: G
     data = write_questions(questions, work_path(out, "questions.jsonl"))
     answers = work_path(out, "answers.jsonl")
     store = generate_answers(GenerateFiles(data, answers, image_root), generation)
-    print(store.summary(len(questions)))
+    print(store.summary(len(questions), unit="answers"))
     return answers
 
 

@@ -54,12 +54,12 @@ class PairStore:
         self.pairs_written += len(rows)
         self.drops.update(drops)
 
-    def summary(self, inputs: int) -> str:
+    def summary(self, inputs: int, unit: str = "pairs") -> str:
         total_pairs = sum(d["pairs"] for d in self.done.values())
         drops = Counter()
         for d in self.done.values():
             drops.update(d["drops"])
-        line = f"{inputs} inputs, {len(self.done)} done ({self.resumed} from an earlier run), {total_pairs} pairs → {self.out_path}"
+        line = f"{inputs} inputs, {len(self.done)} done ({self.resumed} from an earlier run), {total_pairs} {unit} → {self.out_path}"
         if drops:
             line += "; dropped: " + ", ".join(f"{n} {reason}" for reason, n in drops.most_common())
         return line

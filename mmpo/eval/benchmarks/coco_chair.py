@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from mmpo.data.loaders import read_json_lines
 from mmpo.data.schema import DataError
 from mmpo.eval import nlp
-from mmpo.eval.metrics.chair import chair_scores, node_words, score_caption, vocabulary
+from mmpo.eval.metrics.chair import chair_scores, node_words, objects_from_list, score_caption, score_objects, vocabulary
 from mmpo.eval.result import EvalResult
 
 SPLITS = ("train", "val")
@@ -166,8 +166,12 @@ def load_answers(path: str, image_id_key: str = "image_id", caption_key: str = "
 def evaluate_chair(
     captions: str, coco_annotations: str, coco_captions: Iterable[str] | None = None, *,
     image_id_key: str = "image_id", caption_key: str = "caption", benchmark: str = "chair", label: str = "",
+    extractor: Callable[[str, str], tuple[list[str], str | None]] | None = None,
 ) -> EvalResult:
-    """CHAIR_s / CHAIR_i / recall of the answers in ``captions`` against COCO's annotations."""
+    """CHAIR_s / CHAIR_i / recall of the answers in ``captions`` against COCO's annotations.
+
+    ``extractor(question, answer) → (object names, judge reply)`` replaces the parse of the
+    answer's words by an extracted object list (Object HalBench's LLM extraction)."""
     answers = load_answers(captions, image_id_key, caption_key)
     ids = {a["image_id"] for a in answers}
     truth, known, files = load_coco_truth(coco_annotations, coco_captions, ids)
@@ -178,7 +182,11 @@ def evaluate_chair(
     reports, truths, details = [], [], []
     for a in answers:
         gt = truth.get(a["image_id"], set())
-        report = score_caption(a["caption"], gt)
+        if extractor is None:
+            report, extra = score_caption(a["caption"], gt), {}
+        else:
+            names, reply = extractor(a.get("question") or a.get("prompt") or "", a["caption"])
+            report, extra = score_objects(objects_from_list(names), gt), {"extracted_objects": names, "judge_reply": reply}
         reports.append(report)
         truths.append(gt)
         details.append({
@@ -192,8 +200,16 @@ def evaluate_chair(
             "hallucination_idxs": report.hallucination_idxs,
             "metrics": {"CHAIRs": report.chair_s, "CHAIRi": report.chair_i,
                         "Recall": len(report.recalled) / len(gt) if gt else 0.0},
+            **extra,
         })
     notes = [VARIANT_NOTE]
+    if extractor is not None:
+        notes.append("objects extracted by an LLM judge as in RLAIF-V's Object HalBench, then mapped with OPERA's "
+                     "synonym list and mmpo's offline lemmatizer (RLAIF-V: its refined list and spaCy); an "
+                     "unparseable judge reply counts as no objects (RLAIF-V retries it).")
+        failed = sum(1 for d in details if d.get("judge_reply") is not None and not d["extracted_objects"])
+        if failed:
+            notes.append(f"{failed} judge replies listed no objects or could not be read.")
     backend = nlp.backend()
     if "textblob" in backend["pos_tags"]:
         notes.append("POS tags from textblob-aptagger's weights (nltk's tagger data is not installed): a rare "

@@ -226,9 +226,23 @@ class CaptionReport:
         return len(self.hallucinated) / len(self.generated) if self.generated else 0.0
 
 
+def objects_from_list(names: Iterable[str]) -> CaptionObjects:
+    """COCO objects of an already-extracted object list (an LLM's, as in RLAIF-V's Object
+    HalBench): the toilet-seat rule, then the synonym lookup, one entry per name."""
+    vocab = vocabulary()
+    names = list(names)
+    drop_seat = "toilet" in names and "seat" in names
+    kept = [k for k, name in enumerate(names) if name in vocab.objects and not (drop_seat and name == "seat")]
+    return CaptionObjects(words=[names[k] for k in kept], node_words=[vocab.node_of[names[k]] for k in kept],
+                          surface=[names[k] for k in kept], idxs=kept, merged=names)
+
+
 def score_caption(caption: str, truth: Iterable[str]) -> CaptionReport:
+    return score_objects(caption_objects(caption), truth)
+
+
+def score_objects(objects: CaptionObjects, truth: Iterable[str]) -> CaptionReport:
     truth = set(truth)
-    objects = caption_objects(caption)
     hallucinated, surface, idxs, recalled = [], [], [], set()
     for word, node, text, idx in zip(objects.words, objects.node_words, objects.surface, objects.idxs):
         if node in truth:
