@@ -112,3 +112,13 @@ def test_cli_writes_json_and_markdown(tmp_path, capsys):
     assert main(["eval", "chair", "--captions", str(tmp_path / "missing.jsonl"), "--coco-annotations", ANNOTATIONS,
                  "--out", str(out)]) == 1
     assert "captions file not found" in capsys.readouterr().err
+
+
+def test_mention_positions_keep_the_references_off_by_one_after_a_dropped_seat():
+    """The reference drops "seat" from the words but indexes its position list with the
+    filtered positions, so every mention after the seat points one word early: "toilet"
+    (lemma 4) is reported at 3. Its hallucination_idxs are reproduced as printed."""
+    objects = caption_objects("The seat of the toilet is broken, and a chair and a cat stand nearby.")
+    assert objects.node_words == ["toilet", "chair", "cat"]
+    assert objects.idxs == [3, 9, 12]
+    assert caption_objects("A toilet and a cat.").idxs == [1, 4]  # no seat: true positions

@@ -168,7 +168,7 @@ class CaptionObjects:
     words: list[str]        # the matched (lemmatized) word, e.g. "puppy"
     node_words: list[str]   # its category, e.g. "dog"
     surface: list[str]      # the caption's own tokens for it, e.g. "puppies"
-    idxs: list[int]         # position of the mention in the lemma sequence (the reference's idxs)
+    idxs: list[int]         # the reference's idxs: lemma position of the mention (see caption_objects)
     merged: list[str] = field(default_factory=list)  # the whole lemma sequence after merging
 
 
@@ -191,12 +191,15 @@ def caption_objects(caption: str) -> CaptionObjects:
             spans.append(1)
             i += 1
     drop_seat = "toilet" in merged and "seat" in merged  # "the seat of the toilet" is no chair
-    kept = [k for k, word in enumerate(merged) if word in vocab.objects and not (drop_seat and word == "seat")]
+    remaining = [k for k, word in enumerate(merged) if not (drop_seat and word == "seat")]
+    kept = [j for j, k in enumerate(remaining) if merged[k] in vocab.objects]  # positions in `remaining`
     return CaptionObjects(
-        words=[merged[k] for k in kept],
-        node_words=[vocab.node_of[merged[k]] for k in kept],
-        surface=[" ".join(tokens[starts[k] : starts[k] + spans[k]]) for k in kept],
-        idxs=[starts[k] for k in kept],
+        words=[merged[remaining[j]] for j in kept],
+        node_words=[vocab.node_of[merged[remaining[j]]] for j in kept],
+        surface=[" ".join(tokens[starts[remaining[j]] : starts[remaining[j]] + spans[remaining[j]]]) for j in kept],
+        # the reference indexes its unfiltered start positions with positions counted after
+        # dropping "seat", so mentions after a dropped seat point one merged word early: kept
+        idxs=[starts[j] for j in kept],
         merged=merged,
     )
 
