@@ -98,10 +98,10 @@ def _tiny_model(argv: list[str]) -> int:
 def _demo(argv: list[str]) -> int:
     from transformers import HfArgumentParser
 
-    from mmpo.demo import DemoConfig, run_demo
+    from mmpo.demo import DemoConfig, run_demo, tune
 
     (config,) = HfArgumentParser(DemoConfig, prog="mmpo demo", description=DemoConfig.__doc__).parse_args_into_dataclasses(argv)
-    run_demo(config)
+    tune(config) if config.tune else run_demo(config)
     return 0
 
 

@@ -11,10 +11,13 @@ tokens``, right-padded. ``response_mask`` marks the response tokens whose log-pr
 
 Truncation rule: the prompt is never cut (that could cut image tokens or the question);
 the response is cut from its end to fit ``max_length``. A row whose prompt alone is longer
-than ``max_prompt_length`` (or leaves no room for a response) is an error naming the row.
+than ``max_prompt_length`` (or leaves no room for a response) is an error naming the row,
+which :meth:`PreferenceCollator.check_row` raises at load time, before training starts.
 
 m′ is a deterministic function of (seed, row id, epoch), so the policy and reference
-passes, which both read this batch, see the very same corrupted pixels.
+passes, which both read this batch, see the very same corrupted pixels. The epoch comes
+with each row (``(row, epoch)``, as :class:`mmpo.data.epochs.EpochSampler` hands them
+out, so worker processes need no state from the trainer) or from ``epoch``.
 """
 
 from __future__ import annotations
@@ -28,15 +31,16 @@ from PIL import Image
 
 from mmpo.data.chat import assistant_text, prompt_text
 from mmpo.data.corrupt import CorruptionConfig, corrupt_image
-from mmpo.data.images import load_image
-from mmpo.data.schema import DataError, PreferenceExample
+from mmpo.data.images import MAX_IMAGE_PIXELS, image_size, load_image
+from mmpo.data.schema import DataError, ImageSource, PreferenceExample
 
 TEXT_KEYS = ("input_ids", "attention_mask")
 
 
 @dataclass
 class PreferenceCollator:
-    """Callable ``rows -> batch``; ``epoch`` is advanced by the trainer each epoch.
+    """Callable ``rows -> batch``. A row is a :class:`PreferenceExample` or a
+    ``(PreferenceExample, epoch)`` pair; ``epoch`` is the epoch of rows that come without one.
 
     ``no_image`` drops the images altogether (the paper's "DPO (No Image)" ablation);
     ``corruption=None`` skips the corrupted-image sequences. ``share_images`` emits the
@@ -54,44 +58,100 @@ class PreferenceCollator:
     epoch: int = 0
     other_images: dict[str, Callable[[], Image.Image]] = field(default_factory=dict)
     share_images: bool = False
+    max_image_pixels: int = MAX_IMAGE_PIXELS
+    _image_tokens: dict = field(default_factory=dict, init=False, repr=False)  # image sizes → tokens they add
 
-    def __call__(self, rows: list[PreferenceExample]) -> dict[str, Any]:
+    def __call__(self, rows: list[PreferenceExample | tuple[PreferenceExample, int]]) -> dict[str, Any]:
+        rows, epochs = self._split_epochs(rows)
         real = [self._images(row) for row in rows]
         chosen = [self._response_ids(row, row.chosen) for row in rows]
         rejected = [self._response_ids(row, row.rejected) for row in rows]
         prompt_real = self._encode_prompts(rows, real)
         groups = [(prompt_real, chosen), (prompt_real, rejected)]
         if self.corruption is not None and not self.no_image:
-            corrupted = [self._corrupted(row, imgs) for row, imgs in zip(rows, real)]
+            corrupted = [self._corrupted(row, imgs, epoch) for row, imgs, epoch in zip(rows, real, epochs)]
             groups.append((self._encode_prompts(rows, corrupted), chosen))
         batch = self._assemble(rows, groups)
         batch["row_ids"] = [row.id for row in rows]
+        batch["row_epochs"] = epochs
         return batch
 
-    def responses(self, rows: list[PreferenceExample], texts: list[str], corrupted: bool = False) -> dict[str, Any]:
+    def responses(self, rows: list[PreferenceExample | tuple[PreferenceExample, int]], texts: list[str],
+                  corrupted: bool = False) -> dict[str, Any]:
         """One sequence per row: prompt + ``texts[i]`` under the real image (or under m′
         with ``corrupted``). For SFT, scoring a model's own answers, image reliance."""
+        rows, epochs = self._split_epochs(rows)
         images = [self._images(row) for row in rows]
         if corrupted:
-            images = [self._corrupted(row, imgs) for row, imgs in zip(rows, images)]
+            images = [self._corrupted(row, imgs, epoch) for row, imgs, epoch in zip(rows, images, epochs)]
         responses = [self._response_ids(row, text) for row, text in zip(rows, texts)]
         batch = self._assemble(rows, [(self._encode_prompts(rows, images), responses)])
         batch["row_ids"] = [row.id for row in rows]
+        batch["row_epochs"] = epochs
         return batch
 
+    # -- checks at load time -------------------------------------------------------------
+    def check_row(self, row: PreferenceExample) -> None:
+        """Raise now the :class:`DataError` this row's batch would raise in training: its
+        prompt, image tokens included, over the length limit (under its real images, and
+        under its ``rejected_images`` when CoPO scores them)."""
+        self._check_prompt_length(row.source, self.prompt_length(row.prompt, row.images, row.source, "image"))
+        if self.corruption is not None and row.rejected_images and not self.no_image:
+            self._check_prompt_length(
+                row.source, self.prompt_length(row.prompt, row.rejected_images, row.source, "rejected_image"))
+
+    def prompt_length(self, prompt: str, images: list[ImageSource], location: str = "", field: str = "image") -> int:
+        """Tokens of the prompt as :meth:`__call__` encodes it under ``images``, counted
+        without decoding a pixel: the text's tokens plus what the processor adds for
+        images of these sizes (measured once per distinct set of sizes on blank images;
+        image tokens are special tokens, so the two add up)."""
+        n_images = 0 if self.no_image else len(images)
+        text_tokens = len(self.processor.tokenizer(prompt_text(self.processor, n_images, prompt),
+                                                   add_special_tokens=False)["input_ids"])
+        if not n_images:
+            return text_tokens
+        sizes = tuple(image_size(src, location, field, self.max_image_pixels) for src in images)
+        if sizes not in self._image_tokens:
+            probe = prompt_text(self.processor, n_images, "x")
+            try:
+                encoded = self.processor(text=[probe], images=[[Image.new("RGB", size) for size in sizes]])
+            except Exception as exc:  # noqa: BLE001 — processors refuse sizes in their own ways
+                raise DataError(location, field, f"the processor cannot take images of size "
+                                f"{', '.join(f'{w}×{h}' for w, h in sizes)}: {exc}", "unusable_image") from None
+            plain = self.processor.tokenizer(probe, add_special_tokens=False)["input_ids"]
+            self._image_tokens[sizes] = len(encoded["input_ids"][0]) - len(plain)
+        return text_tokens + self._image_tokens[sizes]
+
+    def _check_prompt_length(self, location: str, length: int) -> None:
+        limit = self.max_prompt_length or self.max_length - 1
+        if length > limit or length >= self.max_length:
+            raise DataError(
+                location, "prompt",
+                f"is {length} tokens with its image(s), longer than the limit "
+                f"(max_prompt_length={self.max_prompt_length}, max_length={self.max_length}); "
+                "raise the limit (prompts are never cut, to keep image tokens whole) or skip the row "
+                "with --skip_invalid_rows",
+                "prompt_too_long",
+            )
+
     # -- pieces --------------------------------------------------------------------------
+    def _split_epochs(self, rows: list) -> tuple[list[PreferenceExample], list[int]]:
+        """The rows, and the epoch of each (its own, or :attr:`epoch`)."""
+        pairs = [row if isinstance(row, tuple) else (row, self.epoch) for row in rows]
+        return [row for row, _ in pairs], [int(epoch) for _, epoch in pairs]
+
     def _images(self, row: PreferenceExample) -> list[Image.Image]:
         if self.no_image:
             return []
-        return [load_image(src, row.source, "image") for src in row.images]
+        return [load_image(src, row.source, "image", self.max_image_pixels) for src in row.images]
 
-    def _corrupted(self, row: PreferenceExample, images: list[Image.Image]) -> list[Image.Image]:
+    def _corrupted(self, row: PreferenceExample, images: list[Image.Image], epoch: int) -> list[Image.Image]:
         if row.rejected_images:  # an explicit negative image from the data wins
-            return [load_image(src, row.source, "rejected_image") for src in row.rejected_images]
+            return [load_image(src, row.source, "rejected_image", self.max_image_pixels) for src in row.rejected_images]
         pool = list(self.other_images)
         load_other = lambda row_id: self.other_images[row_id]()  # noqa: E731
         return [
-            corrupt_image(img, self.corruption, f"{row.id}#{i}" if i else row.id, self.epoch, pool, load_other)
+            corrupt_image(img, self.corruption, f"{row.id}#{i}" if i else row.id, epoch, pool, load_other)
             for i, img in enumerate(images)
         ]
 
@@ -126,16 +186,7 @@ class PreferenceCollator:
         sequences, response_lengths, per_token_rows = [], [], []
         for prompts, responses in groups:
             for i, (prompt_ids, response_ids) in enumerate(zip(prompts["ids"], responses)):
-                row = rows[i]
-                limit = self.max_prompt_length or self.max_length - 1
-                if len(prompt_ids) > limit or len(prompt_ids) >= self.max_length:
-                    raise DataError(
-                        row.source, "prompt",
-                        f"is {len(prompt_ids)} tokens with its image(s), longer than the limit "
-                        f"(max_prompt_length={self.max_prompt_length}, max_length={self.max_length}); "
-                        "raise the limit (prompts are never cut, to keep image tokens whole)",
-                        "prompt_too_long",
-                    )
+                self._check_prompt_length(rows[i].source, len(prompt_ids))
                 response_ids = response_ids[: self.max_length - len(prompt_ids)]
                 sequences.append(prompt_ids + response_ids)
                 response_lengths.append((len(prompt_ids), len(response_ids)))

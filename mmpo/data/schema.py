@@ -3,11 +3,15 @@ skip report that every loader shares."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 from PIL import Image
+
+from mmpo.io import write_text_atomic
 
 # An image is either an absolute path on disk (loaded lazily) or an in-memory PIL image
 # (Hugging Face datasets hand those out).
@@ -15,15 +19,33 @@ ImageSource = Union[str, Image.Image]
 
 
 class DataError(ValueError):
-    """A bad preference row. ``str(err)`` names the file, line and field and says what to do."""
+    """A bad preference row. ``str(err)`` names the file, line and field and says what to do.
+
+    ``location`` is ``"file:line"`` (JSON lines), ``"file[index]"`` (a JSON list, a
+    dataset) or just the file; ``report``, on the error that ends a load where every row
+    was skipped, is that load's :class:`LoadReport`.
+    """
 
     def __init__(self, location: str, field: str | None, problem: str, reason: str) -> None:
         self.location = location
         self.field = field
         self.problem = problem
         self.reason = reason  # short machine-readable category, used by the skip report
+        self.report: LoadReport | None = None
         where = f"{location}: field '{field}'" if field else location
         super().__init__(f"{where}: {problem}")
+
+    def record(self) -> dict[str, Any]:
+        """The error as one line of ``skipped.jsonl``: file, line (or index), field, reason, message."""
+        file, line, index = self.location, None, None
+        if match := re.fullmatch(r"(.*):(\d+)", self.location):
+            file, line = match[1], int(match[2])
+        elif match := re.fullmatch(r"(.*)\[(?:row )?(\d+)\]", self.location):
+            file, index = match[1], int(match[2])
+        record = {"file": file, "line": line, "field": self.field, "reason": self.reason, "message": str(self)}
+        if index is not None:
+            record["index"] = index
+        return record
 
 
 @dataclass
@@ -54,10 +76,17 @@ class LoadReport:
     rows_kept: int = 0
     skipped: Counter = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)  # one per skipped row, see DataError.record
 
     def skip(self, err: DataError) -> None:
         self.skipped[err.reason] += 1
         self.errors.append(str(err))
+        self.records.append(err.record())
+
+    def write_skipped(self, path: str) -> None:
+        """Every skipped row as JSON lines (``file``, ``line``, ``field``, ``reason``,
+        ``message``), written atomically; an empty file when nothing was skipped."""
+        write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.records))
 
     def summary(self) -> str:
         line = f"{self.path}: {self.rows_kept} of {self.rows_read} rows kept"
@@ -75,6 +104,11 @@ def check_text(value: Any, location: str, name: str, *, allow_empty: bool = Fals
         raise DataError(location, name, f"must be a string, got {type(value).__name__}", "wrong_type")
     if not allow_empty and not value.strip():
         raise DataError(location, name, "is empty", f"empty_{name}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone \udXXX escape: valid JSON, not text a tokenizer takes
+        raise DataError(location, name, f"holds an unpaired surrogate {value[exc.start]!r} at character "
+                        f"{exc.start}, which is not text", "bad_encoding") from None
     return value
 
 

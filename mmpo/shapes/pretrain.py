@@ -2,8 +2,15 @@
 projector, Llama decoder) with a tokenizer trained here, supervised-fine-tuned on the CPU
 on shapes captions and QA until it is competent but still hallucinates.
 
+Its scenes follow the world's language priors (typical colours, companion shapes; see
+:mod:`mmpo.shapes.world`), and a share of its steps are image-free captions, as real VLMs
+see text without images: it is a language model too, so its image-free continuations are
+fluent and prior-driven, which is what DropoutNTP's negatives assume.
+
 The result is cached under ``$MMPO_CACHE`` (default ``~/.cache/mmpo``) keyed by its
-settings, so repeated demos reuse it.
+settings **and by the source of every mmpo module its training can run** (world, tasks,
+tokenizer and model builder, collation, log-probs, the loss, this loop: the closure of this
+module's imports) and the torch / transformers versions, so a cache written by older code is never reused.
 """
 
 from __future__ import annotations
@@ -25,8 +32,8 @@ from mmpo.losses import sft
 from mmpo.model.load import load_model, load_processor
 from mmpo.model.logps import sequence_logps
 from mmpo.model.tiny import build_tiny_model
-from mmpo.shapes.tasks import tasks_for
-from mmpo.shapes.world import make_scene, render
+from mmpo.shapes.tasks import CAPTION_PROMPT, exist_task, tasks_for
+from mmpo.shapes.world import caption, make_scene, render
 
 
 @dataclass
@@ -44,10 +51,58 @@ class PretrainConfig:
     scenes: int = 4000
     single_object_fraction: float = 0.2
     frozen_vision_fraction: float = 0.3
+    prior: float = 0.8  # how strongly training scenes follow the world's language priors
+    text_only_every: int = 6  # every N-th step is a batch of image-free captions
     seed: int = 0
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """Settings + the code that turns them into weights: a change to either is a new model."""
+        state = {"config": asdict(self), "code": code_fingerprint()}
+        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def weight_sources(root: str = "mmpo.shapes.pretrain") -> list[str]:
+    """Every mmpo module this training loop can run: the closure of ``root``'s imports of
+    ``mmpo.*`` (module-level and inside functions), read from the source, so a module that
+    starts to matter is covered without anyone remembering to list it."""
+    import ast
+    import importlib.util
+
+    seen, todo = set(), [root]
+    while todo:
+        name = todo.pop()
+        try:
+            spec = importlib.util.find_spec(name)
+        except ModuleNotFoundError:  # "from mmpo.x import name" where name is not a module
+            spec = None
+        if name in seen or spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue
+        seen.add(name)
+        with open(spec.origin, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            todo += [n for n in names if n == "mmpo" or n.startswith("mmpo.")]
+    return sorted(seen)
+
+
+def code_fingerprint() -> dict[str, str]:
+    """sha256 of the source of each module of :func:`weight_sources`, plus the torch and
+    transformers versions."""
+    import importlib.util
+
+    import transformers
+
+    digests = {}
+    for name in weight_sources():
+        with open(importlib.util.find_spec(name).origin, "rb") as f:
+            digests[name] = hashlib.sha256(f.read()).hexdigest()
+    return {**digests, "torch": torch.__version__, "transformers": transformers.__version__}
 
 
 def cache_dir() -> str:
@@ -65,10 +120,18 @@ def tokenizer_corpus(n: int = 2000) -> list[str]:
 
 
 def training_example(index: int, config: PretrainConfig, rng: random.Random, max_objects: int = 3) -> tuple[PreferenceExample, str]:
-    scene = make_scene(config.seed * 1_000_000 + index % config.scenes, max_objects, scene_id=f"pre{index % config.scenes}")
-    task = rng.choice(tasks_for(scene, rng) + [tasks_for(scene, rng)[0]])  # captions twice as often
+    scene = make_scene(config.seed * 1_000_000 + index % config.scenes, max_objects, scene_id=f"pre{index % config.scenes}",
+                       prior=config.prior)
+    tasks = tasks_for(scene, rng)
+    task = rng.choice(tasks + [tasks[0], exist_task(scene, rng)])  # captions and existence twice as often
     row = PreferenceExample(scene.id, [render(scene)], task.prompt, task.answer, "-")
     return row, task.answer
+
+
+def text_only_example(index: int, config: PretrainConfig) -> tuple[PreferenceExample, str]:
+    """An image-free caption of a scene drawn from the priors: what the model says with nothing to look at."""
+    scene = make_scene(config.seed * 1_000_000 + 500_000 + index, prior=config.prior, scene_id=f"text{index}")
+    return PreferenceExample(scene.id, [], CAPTION_PROMPT, caption(scene.objects), "-"), caption(scene.objects)
 
 
 def pretrain(config: PretrainConfig, out_dir: str, log=print) -> str:
@@ -80,6 +143,7 @@ def pretrain(config: PretrainConfig, out_dir: str, log=print) -> str:
     model = load_model(out_dir, dtype=torch.float32)
     processor = load_processor(out_dir)
     collator = PreferenceCollator(processor, max_length=256)
+    text_collator = PreferenceCollator(processor, max_length=256, no_image=True)
     # The vision tower starts frozen at its random init, a fixed "retina": trained jointly from
     # scratch, its features collapse to a constant within ~20 steps (the decoder learns the
     # text prior first and treats the image as noise) and the model never looks at the image.
@@ -101,9 +165,13 @@ def pretrain(config: PretrainConfig, out_dir: str, log=print) -> str:
         # Curriculum: single-object scenes first, so that the image is the only way to lower
         # the loss and the vision tower gets a signal before the language prior settles.
         max_objects = 1 if step < config.steps * config.single_object_fraction else 3
-        rows, answers = zip(*(training_example(step * config.batch_size + i, config, rng, max_objects)
-                              for i in range(config.batch_size)))
-        batch = collator.responses(list(rows), list(answers))
+        if config.text_only_every and step % config.text_only_every == config.text_only_every - 1:
+            rows, answers = zip(*(text_only_example(step * config.batch_size + i, config) for i in range(config.batch_size)))
+            batch = text_collator.responses(list(rows), list(answers))
+        else:
+            rows, answers = zip(*(training_example(step * config.batch_size + i, config, rng, max_objects)
+                                  for i in range(config.batch_size)))
+            batch = collator.responses(list(rows), list(answers))
         logps, lengths = sequence_logps(model, batch)
         loss = sft(logps, lengths).mean()
         loss.backward()

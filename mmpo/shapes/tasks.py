@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from mmpo.shapes.world import COLORS, SHAPES, Scene, caption
+from mmpo.shapes.world import COLORS, COMPANION, SHAPES, TYPICAL_COLOR, Scene, article, caption
 
 CAPTION_PROMPT = "Describe the image."
 
@@ -27,15 +27,29 @@ def count_task(scene: Scene) -> Task:
     return Task("count", "How many shapes are there?", str(len(scene.objects)))
 
 
+def prior_temptations(scene: Scene) -> list[tuple[str, str]]:
+    """Absent (shape, colour) pairs the world's priors suggest for ``scene``: each present
+    shape's absent companion in its typical colour, then present shapes in their typical
+    colour — what a model leaning on the priors hallucinates."""
+    present = {(o.shape, o.color) for o in scene.objects}
+    shapes = {o.shape for o in scene.objects}
+    tempting = [(COMPANION[o.shape], TYPICAL_COLOR[COMPANION[o.shape]]) for o in scene.objects if COMPANION[o.shape] not in shapes]
+    tempting += [(o.shape, TYPICAL_COLOR[o.shape]) for o in scene.objects]
+    return list(dict.fromkeys(k for k in tempting if k not in present))
+
+
 def exist_task(scene: Scene, rng: random.Random) -> Task:
-    """Half the time an object of the scene, half the time an absent (shape, colour)."""
+    """Half the time an object of the scene, half the time an absent (shape, colour) — in
+    half of those, one the priors tempt towards (:func:`prior_temptations`)."""
     present = {(o.shape, o.color) for o in scene.objects}
     if rng.random() < 0.5:
         shape, color = rng.choice(sorted(present))
     else:
-        shape, color = rng.choice([(s, c) for s in SHAPES for c in COLORS if (s, c) not in present])
+        tempting = prior_temptations(scene)
+        absent = [(s, c) for s in SHAPES for c in COLORS if (s, c) not in present]
+        shape, color = rng.choice(tempting) if tempting and rng.random() < 0.5 else rng.choice(absent)
     answer = "Yes" if (shape, color) in present else "No"
-    return Task("exist", f"Is there a {color} {shape} in the image?", answer)
+    return Task("exist", f"Is there {article(color)} {color} {shape} in the image?", answer)
 
 
 def attribute_task(scene: Scene, rng: random.Random) -> Task:

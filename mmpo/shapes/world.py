@@ -1,8 +1,16 @@
-"""Seeded synthetic scenes of coloured shapes, with exact ground truth.
+"""Seeded synthetic scenes of coloured shapes, with exact ground truth and language priors.
 
 A scene is 1–``max_objects`` objects, each a (shape, colour, cell of a 3×3 grid), drawn on
 a lightly textured background. Because we draw the image, we know every object in it, so a
 caption's hallucinations can be counted exactly.
+
+Like photographs, training scenes follow regularities a language model can learn without
+looking: each shape has a **typical colour** (circles are usually red, squares blue,
+triangles green, stars yellow) and a **companion** (a circle usually comes with a star, a
+square with a triangle). ``prior`` is how strongly a scene follows them (0: kinds drawn
+uniformly and independently). A model that leans on these priors names the typical colour
+or the absent companion — the language-prior hallucination mDPO and MPO set out to fix —
+and it shows on scenes that break the priors.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ COLORS = {
     "purple": (140, 50, 170),
     "orange": (240, 140, 30),
 }
+TYPICAL_COLOR = {"circle": "red", "square": "blue", "triangle": "green", "star": "yellow"}
+COMPANION = {"circle": "star", "star": "circle", "square": "triangle", "triangle": "square"}
 POSITIONS = (
     "top left", "top", "top right",
     "left", "middle", "right",
@@ -39,7 +49,12 @@ class ShapeObject:
         return POSITIONS[self.cell]
 
     def phrase(self) -> str:
-        return f"a {self.color} {self.shape}"
+        return f"{article(self.color)} {self.color} {self.shape}"
+
+
+def article(word: str) -> str:
+    """"an" before a vowel ("an orange star"), else "a"."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 @dataclass(frozen=True)
@@ -49,14 +64,33 @@ class Scene:
     seed: int
 
 
-def make_scene(seed: int, max_objects: int = 3, scene_id: str | None = None) -> Scene:
-    """1–``max_objects`` distinct (shape, colour) objects in distinct grid cells."""
+def make_scene(seed: int, max_objects: int = 3, scene_id: str | None = None, prior: float = 0.0) -> Scene:
+    """1–``max_objects`` distinct (shape, colour) objects in distinct grid cells.
+
+    With ``prior`` p > 0, each object after the first is, with probability p, the companion
+    shape of one already drawn (when absent), and each object takes its shape's typical
+    colour with probability p; ``prior=0`` draws kinds uniformly."""
     rng = random.Random(seed)
     count = rng.randint(1, max_objects)
-    kinds = rng.sample([(s, c) for s in SHAPES for c in COLORS], count)
+    if prior > 0:
+        kinds = _prior_kinds(rng, count, prior)
+    else:
+        kinds = rng.sample([(s, c) for s in SHAPES for c in COLORS], count)
     cells = rng.sample(range(9), count)
     objects = tuple(sorted((ShapeObject(s, c, cell) for (s, c), cell in zip(kinds, cells)), key=lambda o: o.cell))
     return Scene(scene_id or f"scene-{seed}", objects, seed)
+
+
+def _prior_kinds(rng: random.Random, count: int, prior: float) -> list[tuple[str, str]]:
+    kinds: list[tuple[str, str]] = []
+    while len(kinds) < count:
+        shapes = {s for s, _ in kinds}
+        companions = [COMPANION[s] for s, _ in kinds if COMPANION[s] not in shapes]
+        shape = rng.choice(companions) if companions and rng.random() < prior else rng.choice(SHAPES)
+        color = TYPICAL_COLOR[shape] if rng.random() < prior else rng.choice(list(COLORS))
+        if (shape, color) not in kinds:
+            kinds.append((shape, color))
+    return kinds
 
 
 def render(scene: Scene, size: int = 64) -> Image.Image:

@@ -74,7 +74,7 @@ def test_questions_labels_are_true(strategy):
         assert sum(q["label"] == "no" for q in questions) == 3
         for q, pair in zip(questions, objects):
             assert (pair in present) == (q["label"] == "yes")
-            assert q["question"] == f"Is there a {pair[1]} {pair[0]} in the image?"
+            assert q["question"] == f"Is there {'an' if pair[1] == 'orange' else 'a'} {pair[1]} {pair[0]} in the image?"
 
 
 def test_balanced_when_scene_has_enough_objects():

@@ -4,8 +4,8 @@ import random
 
 import numpy as np
 
-from mmpo.shapes.tasks import answer_matches, tasks_for
-from mmpo.shapes.world import COLORS, caption, make_scene, render
+from mmpo.shapes.tasks import answer_matches, prior_temptations, tasks_for
+from mmpo.shapes.world import COLORS, TYPICAL_COLOR, ShapeObject, caption, make_scene, render
 
 
 def test_scenes_are_seeded_and_distinct():
@@ -42,7 +42,21 @@ def test_tasks_have_answers_grounded_in_the_scene():
         kinds = {t.kind: t for t in tasks_for(scene, rng)}
         assert kinds["count"].answer == str(len(scene.objects))
         exist = kinds["exist"]
-        named = exist.prompt.removeprefix("Is there a ").removesuffix(" in the image?")
+        named = exist.prompt.removeprefix("Is there ").removeprefix("an ").removeprefix("a ").removesuffix(" in the image?")
         present = any(f"{o.color} {o.shape}" == named for o in scene.objects)
         assert exist.answer == ("Yes" if present else "No")
     assert answer_matches("count", "3.", "3") and not answer_matches("count", "There are 3", "3")
+
+
+def test_articles_and_priors():
+    assert caption((ShapeObject("star", "orange", 0),)) == "There is an orange star at the top left."
+    uniform = [o for i in range(2000) for o in make_scene(i).objects]
+    primed = [o for i in range(2000) for o in make_scene(i, prior=0.8).objects]
+    typical = lambda objs: sum(o.color == TYPICAL_COLOR[o.shape] for o in objs) / len(objs)  # noqa: E731
+    assert typical(uniform) < 0.25 < 0.7 < typical(primed)  # 1/6 by chance; ≈ 0.8 + 0.2/6 with the prior
+    scenes = [make_scene(i, prior=0.8) for i in range(2000)]
+    with_circle = [s for s in scenes if len(s.objects) > 1 and any(o.shape == "circle" for o in s.objects)]
+    assert sum(any(o.shape == "star" for o in s.objects) for s in with_circle) / len(with_circle) > 0.6
+    scene = make_scene(3, prior=0.8)
+    present = {(o.shape, o.color) for o in scene.objects}
+    assert prior_temptations(scene) and not present & set(prior_temptations(scene))

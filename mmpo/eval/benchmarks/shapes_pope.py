@@ -18,14 +18,15 @@ import random
 import re
 from collections.abc import Sequence
 
-from mmpo.shapes.world import COLORS, SHAPES, Scene
+from mmpo.shapes.tasks import prior_temptations
+from mmpo.shapes.world import COLORS, SHAPES, Scene, article
 
 STRATEGIES = ("random", "popular", "adversarial")
 _ANSWER = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 
 
 def question_text(shape: str, color: str) -> str:
-    return f"Is there a {color} {shape} in the image?"
+    return f"Is there {article(color)} {color} {shape} in the image?"
 
 
 def parse_yes_no(text: str) -> str | None:
@@ -71,14 +72,15 @@ def pope_metrics(predictions: Sequence[str | None], labels: Sequence[str]) -> di
 
 def _negatives(
     present: set[tuple[str, str]], rng: random.Random, k: int, strategy: str,
-    popular: Sequence[tuple[str, str]] | None,
+    popular: Sequence[tuple[str, str]] | None, scene: Scene | None = None,
 ) -> list[tuple[str, str]]:
     """``k`` absent (shape, colour) pairs, best first for ``strategy``, ties broken at random."""
     absent = [(s, c) for s in SHAPES for c in COLORS if (s, c) not in present]
     rng.shuffle(absent)
-    if strategy == "adversarial":
+    if strategy == "adversarial":  # POPE: the objects that co-occur with what is there; here the priors' temptations
+        tempting = {pair: i for i, pair in enumerate(prior_temptations(scene))} if scene else {}
         shapes, colors = {s for s, _ in present}, {c for _, c in present}
-        absent.sort(key=lambda pair: pair[0] not in shapes and pair[1] not in colors)
+        absent.sort(key=lambda pair: (tempting.get(pair, len(tempting)), pair[0] not in shapes and pair[1] not in colors))
     elif strategy == "popular":
         rank = {pair: i for i, pair in enumerate(popular)}
         absent.sort(key=lambda pair: rank.get(pair, len(rank)))
@@ -104,7 +106,7 @@ def pope_questions(
         raise ValueError("strategy 'popular' needs the popular ranking")
     present = sorted({(o.shape, o.color) for o in scene.objects})
     positives = rng.sample(present, min(n_pos, len(present)))
-    negatives = _negatives(set(present), rng, n_neg, strategy, popular)
+    negatives = _negatives(set(present), rng, n_neg, strategy, popular, scene)
     questions = [
         {"question": question_text(shape, color), "label": label, "object": {"shape": shape, "color": color}}
         for label, pairs in (("yes", positives), ("no", negatives))
