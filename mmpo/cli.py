@@ -24,6 +24,7 @@ def _train(argv: list[str]) -> int:
     from transformers import HfArgumentParser
 
     from mmpo.train import TrainConfig, train
+    from mmpo.train.trainer import TrainingDiverged
 
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
@@ -38,7 +39,11 @@ def _train(argv: list[str]) -> int:
     (config,) = parser.parse_args_into_dataclasses(args=rest)
     if not config.output_dir:
         raise SystemExit("mmpo train: --output_dir is required")
-    train(config)
+    try:
+        train(config)
+    except TrainingDiverged as err:
+        print(f"mmpo train: error: {err}", file=sys.stderr)
+        return 3
     return 0
 
 
@@ -52,6 +57,20 @@ class PairsArgs:
     image_root: str | None = field(default=None, metadata={"help": "Folder image paths are relative to."})
     device: str | None = field(default=None, metadata={"help": "cuda, cpu… (default: cuda when available)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the checkpoint."})
+    skip_invalid_rows: bool = field(default=False, metadata={"help": "Skip bad input rows instead of stopping at the first; each is recorded in <out>.skipped.jsonl (e.g. pairs.skipped.jsonl)."})
+    max_image_pixels: int = field(default=64_000_000, metadata={"help": "Refuse images of more pixels than this, as `mmpo train` does."})
+    max_length: int = field(default=2048, metadata={"help": "`mmpo train`'s --max_length: a prompt (image tokens included) that leaves no room for a response under it is refused before generation."})
+    max_prompt_length: int | None = field(default=None, metadata={"help": "`mmpo train`'s --max_prompt_length: longer prompts are refused before generation."})
+
+    def __post_init__(self) -> None:
+        from mmpo.data.images import PILLOW_MAX_PIXELS
+
+        if not 1 <= self.max_image_pixels <= PILLOW_MAX_PIXELS:
+            raise ValueError(f"--max_image_pixels must be between 1 and {PILLOW_MAX_PIXELS:,}, got {self.max_image_pixels}")
+        if self.max_length < 2:
+            raise ValueError(f"--max_length must be at least 2, got {self.max_length}")
+        if self.max_prompt_length is not None and not 1 <= self.max_prompt_length < self.max_length:
+            raise ValueError(f"--max_prompt_length must be at least 1 and below --max_length, got {self.max_prompt_length}")
 
 
 def _pairs(argv: list[str]) -> int:
@@ -59,7 +78,7 @@ def _pairs(argv: list[str]) -> int:
     from transformers import HfArgumentParser
 
     from mmpo.model.load import load_model, load_processor
-    from mmpo.pairs import CorrectnessConfig, DropoutNTPConfig, correctness, dropout_ntp, load_prompt_rows
+    from mmpo.pairs import CorrectnessConfig, DropoutNTPConfig, correctness, dropout_ntp
 
     pipelines = {"dropout-ntp": (DropoutNTPConfig, dropout_ntp, None), "correctness": (CorrectnessConfig, correctness, "answer")}
     if not argv or argv[0] not in pipelines:
@@ -67,14 +86,43 @@ def _pairs(argv: list[str]) -> int:
         return 2
     config_cls, pipeline, need = pipelines[argv[0]]
     args, config = HfArgumentParser((PairsArgs, config_cls), prog=f"mmpo pairs {argv[0]}").parse_args_into_dataclasses(argv[1:])
-    rows = load_prompt_rows(args.data, need=need, image_root=args.image_root)
+    processor = load_processor(args.model, trust_remote_code=args.trust_remote_code)
+    rows = load_pair_inputs(args, config, processor, need)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
     model = load_model(args.model, dtype=dtype, trust_remote_code=args.trust_remote_code).to(device)
-    processor = load_processor(args.model, trust_remote_code=args.trust_remote_code)
     store = pipeline(model, processor, rows, args.out, config)
     print(store.summary(len(rows)))
     return 0
+
+
+def load_pair_inputs(args: PairsArgs, config, processor, need: str | None) -> list:
+    """The input rows of ``mmpo pairs``, checked before any generation as `mmpo train` will
+    check the pairs made from them: images decoded, the written prompt's length with its
+    image tokens. Skipped rows go to ``<out>.skipped.jsonl``."""
+    from mmpo.data.collate import PreferenceCollator
+    from mmpo.data.schema import DataError
+    from mmpo.pairs import load_prompt_rows
+
+    lengths = PreferenceCollator(processor, max_length=args.max_length, max_prompt_length=args.max_prompt_length,
+                                 max_image_pixels=args.max_image_pixels)
+    skipped_path = args.out.removesuffix(".jsonl") + ".skipped.jsonl"
+    try:
+        rows = load_prompt_rows(
+            args.data, need=need, image_root=args.image_root, check_images="full",
+            max_image_pixels=args.max_image_pixels, skip_invalid=args.skip_invalid_rows,
+            check_row=lambda row: lengths.check_prompt(config.pair_prompt(row.prompt), row.images, row.source),
+        )
+    except DataError as err:
+        if err.report is not None:
+            err.report.write_skipped(skipped_path)
+        raise
+    print(rows.report.summary())
+    if args.skip_invalid_rows:
+        rows.report.write_skipped(skipped_path)
+        if rows.report.records:
+            print(f"skipped rows are listed in {skipped_path}")
+    return rows
 
 
 def _tiny_model(argv: list[str]) -> int:
@@ -99,9 +147,10 @@ def _demo(argv: list[str]) -> int:
     from transformers import HfArgumentParser
 
     from mmpo.demo import DemoConfig, run_demo, tune
+    from mmpo.shapes.study import run_study
 
     (config,) = HfArgumentParser(DemoConfig, prog="mmpo demo", description=DemoConfig.__doc__).parse_args_into_dataclasses(argv)
-    tune(config) if config.tune else run_demo(config)
+    tune(config) if config.tune else run_study(config) if config.study else run_demo(config)
     return 0
 
 

@@ -69,6 +69,9 @@ class DemoConfig:
     learning_rate: float = field(default=TUNED_LEARNING_RATE, metadata={"help": "LoRA learning rate shared by every method (default: the --tune choice)."})
     tune: bool = field(default=False, metadata={"help": "Choose the learning rate on validation scenes (writes tune.md), instead of the experiment."})
     tune_grid: str = field(default="1e-4,2e-4,5e-4,1e-3", metadata={"help": "Learning rates --tune tries."})
+    study: bool = field(default=False, metadata={"help": "Run the papers' tables over --base_seeds × --pair_seeds (writes study.md, study.png)."})
+    base_seeds: int = field(default=3, metadata={"help": "--study: base models pre-trained with different seeds."})
+    pair_seeds: int = field(default=2, metadata={"help": "--study: pair/training seeds per base model."})
 
     def __post_init__(self) -> None:
         if self.quick:  # smaller sizes, where not set explicitly
@@ -100,7 +103,7 @@ def save_scenes(scenes: list[Scene], folder: str) -> dict[str, str]:
     return paths
 
 
-def build_pairs(model, processor, scenes: list[Scene], data_dir: str, seed: int) -> str:
+def build_pairs(model, processor, scenes: list[Scene], data_dir: str, seed: int, ratio: float = 0.5) -> str:
     """The training preference file for one seed (see the module docstring)."""
     rng = random.Random(seed)
     save_scenes(scenes, os.path.join(data_dir, "images"))
@@ -119,7 +122,7 @@ def build_pairs(model, processor, scenes: list[Scene], data_dir: str, seed: int)
     ntp_path = os.path.join(data_dir, "dropout_ntp.jsonl")
     prompt_rows = [PromptRow(f"{s.id}-dntp", [os.path.join(data_dir, "images", f"{s.id}.png")], CAPTION_PROMPT,
                              chosen=caption(s.objects)) for s in scenes]
-    dropout_ntp(model, processor, prompt_rows, ntp_path, DropoutNTPConfig(max_new_tokens=40, batch_size=32, seed=seed))
+    dropout_ntp(model, processor, prompt_rows, ntp_path, DropoutNTPConfig(max_new_tokens=40, batch_size=32, seed=seed, ratio=ratio))
     rows += [json.loads(line) for line in open(ntp_path, encoding="utf-8")]
     path = os.path.join(data_dir, "pairs.jsonl")
     write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
@@ -155,10 +158,11 @@ def evaluate(model, processor, scenes: list[Scene]) -> tuple[dict, list[dict]]:
     return metrics, generations
 
 
-def train_method(base_dir: str, pairs: str, out_dir: str, objective: str, no_image: bool, config: DemoConfig, seed: int):
+def train_method(base_dir: str, pairs: str, out_dir: str, objective: str, no_image: bool, config: DemoConfig, seed: int,
+                 corruption: str = "crop"):
     from mmpo.train import TrainConfig, train
 
-    run = TrainConfig(
+    run = TrainConfig(corruption=corruption,
         output_dir=out_dir, model=base_dir, data=pairs, objective=objective, no_image=no_image,
         max_steps=config.steps, per_device_train_batch_size=16, gradient_accumulation_steps=1,
         learning_rate=config.learning_rate, warmup_steps=0.1, lora_r=16, lora_alpha=32, lora_dropout=0.05,

@@ -95,10 +95,15 @@ class PreferenceCollator:
         """Raise now the :class:`DataError` this row's batch would raise in training: its
         prompt, image tokens included, over the length limit (under its real images, and
         under its ``rejected_images`` when CoPO scores them)."""
-        self._check_prompt_length(row.source, self.prompt_length(row.prompt, row.images, row.source, "image"))
+        self.check_prompt(row.prompt, row.images, row.source, "image")
         if self.corruption is not None and row.rejected_images and not self.no_image:
-            self._check_prompt_length(
-                row.source, self.prompt_length(row.prompt, row.rejected_images, row.source, "rejected_image"))
+            self.check_prompt(row.prompt, row.rejected_images, row.source, "rejected_image")
+
+    def check_prompt(self, prompt: str, images: list[ImageSource], location: str, field: str = "image") -> int:
+        """:meth:`prompt_length`, or the :class:`DataError` of a prompt over the limit."""
+        length = self.prompt_length(prompt, images, location, field)
+        self._check_prompt_length(location, length)
+        return length
 
     def prompt_length(self, prompt: str, images: list[ImageSource], location: str = "", field: str = "image") -> int:
         """Tokens of the prompt as :meth:`__call__` encodes it under ``images``, counted

@@ -45,8 +45,16 @@ class CorruptionConfig:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown corruption {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         lo, hi = self.area
-        if not 0.0 < lo <= hi <= 1.0:
+        if not 0.0 < lo <= hi <= 1.0:  # False for NaN too
             raise ValueError(f"crop area range must satisfy 0 < min <= max <= 1, got {self.area}")
+        if not (math.isfinite(self.noise_std) and self.noise_std > 0):
+            raise ValueError(f"noise std must be a finite number > 0, got {self.noise_std}")
+        if not (math.isfinite(self.blur_radius) and self.blur_radius > 0):
+            raise ValueError(f"blur radius must be a finite number > 0, got {self.blur_radius}")
+        if not 0.0 < self.mask_fraction <= 1.0:
+            raise ValueError(f"mask fraction must be in (0, 1], got {self.mask_fraction}")
+        if isinstance(self.mask_patches, bool) or not isinstance(self.mask_patches, int) or self.mask_patches < 1:
+            raise ValueError(f"mask patches must be a whole number >= 1, got {self.mask_patches!r}")
 
     @classmethod
     def parse(cls, spec: str, seed: int = 0) -> "CorruptionConfig":
@@ -67,9 +75,9 @@ class CorruptionConfig:
                     config.mask_fraction = float(arg)
                 else:
                     raise ValueError(f"corruption {config.strategy!r} takes no argument")
+                config.__post_init__()
             except ValueError as exc:
                 raise ValueError(f"bad corruption spec {spec!r}: {exc}") from None
-            config.__post_init__()
         return config
 
 

@@ -15,9 +15,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from mmpo.data.images import load_image
 from mmpo.pairs.answers import extract_answer, is_correct, normalize
-from mmpo.pairs.generate import GenerationConfig, GenerationRequest, generate
+from mmpo.pairs.generate import GenerationConfig, GenerationRequest, check_generation_options, generate
 from mmpo.pairs.inputs import PromptRow, relative_images
 from mmpo.pairs.progress import batches_with_progress
 from mmpo.pairs.store import PairStore
@@ -44,7 +43,12 @@ class CorrectnessConfig:
         if self.style not in INSTRUCTIONS:
             raise ValueError(f"style must be one of {sorted(INSTRUCTIONS)}, got {self.style!r}")
         if self.samples < 2 or self.max_pairs < 1:
-            raise ValueError("need samples >= 2 and max_pairs >= 1")
+            raise ValueError("need --samples >= 2 and --max_pairs >= 1")
+        check_generation_options(self)
+
+    def pair_prompt(self, question: str) -> str:
+        """The prompt as the written pairs carry it: the question plus the answer instruction."""
+        return cot_prompt(question, self.style)
 
 
 def cot_prompt(question: str, style: str) -> str:
@@ -97,8 +101,7 @@ def correctness(model, processor, rows: list[PromptRow], out_path: str, config: 
                            batch_size=config.batch_size, seed=config.seed)
     for start, batch in batches_with_progress(rows, 1, store, "correctness"):
         row = batch[0]
-        images = [load_image(p, row.source) for p in row.images]
-        request = GenerationRequest(images, cot_prompt(row.prompt, config.style))
+        request = GenerationRequest(row.load_images(), config.pair_prompt(row.prompt))
         seeded = replace(gen, seed=config.seed * 7_919 + start)  # fixed by the question's position
         responses = generate(model, processor, [request] * config.samples, seeded)
         rng = random.Random(f"{config.seed}|{row.id}")

@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from mmpo.data.images import load_image
-from mmpo.pairs.generate import GenerationConfig, GenerationRequest, generate
+from mmpo.pairs.generate import GenerationConfig, GenerationRequest, check_generation_options, generate
 from mmpo.pairs.inputs import PromptRow, relative_images
 from mmpo.pairs.progress import batches_with_progress
 from mmpo.pairs.store import PairStore
@@ -32,7 +31,12 @@ class DropoutNTPConfig:
 
     def __post_init__(self) -> None:
         if not 0.0 < self.ratio < 1.0:
-            raise ValueError(f"ratio must be between 0 and 1 (exclusive), got {self.ratio}")
+            raise ValueError(f"--ratio must be between 0 and 1 (exclusive), got {self.ratio}")
+        check_generation_options(self)
+
+    def pair_prompt(self, prompt: str) -> str:
+        """The prompt as the written pairs carry it."""
+        return prompt
 
 
 def word_prefix(text: str, ratio: float) -> str:
@@ -47,7 +51,7 @@ def dropout_ntp(model, processor, rows: list[PromptRow], out_path: str, config: 
     gen = GenerationConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                            batch_size=config.batch_size, seed=config.seed)
     for start, batch in batches_with_progress(rows, config.batch_size, store, "dropout-ntp"):
-        images = [[load_image(p, row.source) for p in row.images] for row in batch]
+        images = [row.load_images() for row in batch]
         chosen = [row.chosen for row in batch]
         missing = [i for i, c in enumerate(chosen) if c is None]
         if missing:  # sample a chosen response with the image

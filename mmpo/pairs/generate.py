@@ -7,6 +7,7 @@ resumed run) regenerates exactly the same text for the same rows.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +34,16 @@ class GenerationConfig:
     top_p: float = 1.0
     batch_size: int = 16
     seed: int = 0
+
+
+def check_generation_options(config) -> None:
+    """A pipeline config's ``temperature``, ``max_new_tokens`` and ``batch_size`` in range;
+    errors name the option."""
+    if not (math.isfinite(config.temperature) and config.temperature >= 0):
+        raise ValueError(f"--temperature must be a finite number >= 0, got {config.temperature}")
+    for name in ("max_new_tokens", "batch_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"--{name} must be at least 1, got {getattr(config, name)}")
 
 
 def end_of_turn_ids(processor) -> list[int]:

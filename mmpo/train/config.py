@@ -1,16 +1,21 @@
 """``TrainConfig``: every option of ``mmpo train``, as a ``transformers.TrainingArguments``
 subclass, so every Hugging Face flag works under its usual spelling. Field help is the
-user documentation (``mmpo train --help`` prints it)."""
+user documentation (``mmpo train --help`` prints it). Every option is checked when the
+config is built, before anything is loaded, and a bad value is an error naming it."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 from transformers import TrainingArguments
 
 from mmpo.data.corrupt import CorruptionConfig
+from mmpo.data.images import MAX_IMAGE_PIXELS, PILLOW_MAX_PIXELS
 from mmpo.losses import parse_objective
+
+DATA_FORMATS = ("auto", "jsonl", "mmpr", "vlfeedback", "hf")
 
 
 def _bf16_available() -> bool:
@@ -28,7 +33,8 @@ class TrainConfig(TrainingArguments):
     data: str | None = field(default=None, metadata={"help": "Preference data: mmpo JSONL, MMPR meta.json, mDPO JSON or a saved HF dataset."})
     data_format: str = field(default="auto", metadata={"help": "auto | jsonl | mmpr | vlfeedback | hf"})
     image_root: str | None = field(default=None, metadata={"help": "Folder image paths are relative to (default: the data file's folder)."})
-    skip_invalid_rows: bool = field(default=False, metadata={"help": "Skip bad rows (counted by reason) instead of stopping at the first."})
+    skip_invalid_rows: bool = field(default=False, metadata={"help": "Skip bad rows instead of stopping at the first; each is counted by reason and recorded (file, line, reason, message) in <output_dir>/skipped.jsonl."})
+    max_image_pixels: int = field(default=MAX_IMAGE_PIXELS, metadata={"help": f"Refuse images of more pixels than this (a bad row, skippable); default 64 megapixels, at most {PILLOW_MAX_PIXELS:,} (Pillow's own limit). Images over 16 MP are downscaled to 16 MP at load."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the checkpoint (off by default)."})
 
     # -- the objective
@@ -55,6 +61,8 @@ class TrainConfig(TrainingArguments):
     split_backward: bool = field(default=False, metadata={"help": "mDPO with less memory: back-propagate the real-image branch, then the corrupted-image branch, so their activations are never held together (~40 % less activation memory, one extra no-grad forward of the corrupted prefix per step; needs a frozen image encoder, not with DeepSpeed)."})
     precompute_ref_logps: bool = field(default=False, metadata={"help": "Compute reference log-probs once before training and cache them."})
     merge: bool = field(default=False, metadata={"help": "Also write the LoRA-merged full model to <output_dir>/merged."})
+    skip_nonfinite_batches: bool = field(default=False, metadata={"help": "On a NaN or infinite loss or gradient, drop that step's update and go on (counted as nonfinite_skipped in the logs) instead of stopping the run."})
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "A checkpoint folder to resume from (checked first: a damaged or incomplete one is an error naming the file), or 'latest' for the newest complete checkpoint in --output_dir."})
 
     # -- Hugging Face defaults changed to the paper's recipe
     learning_rate: float = field(default=1e-5, metadata={"help": "Peak learning rate."})
@@ -66,20 +74,25 @@ class TrainConfig(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: rows are not tokenized columns."})
     bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision; default: on where the GPU supports it, off on CPU."})
+    logging_nan_inf_filter: bool = field(default=False, metadata={"help": "Kept False: the logged loss is the real value, NaN included (Hugging Face's default hides it)."})
 
     def __post_init__(self) -> None:
         if self.bf16 is None:
             self.bf16 = _bf16_available()
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # nothing to pin to on a CPU-only machine
+        self.check_values()
         super().__post_init__()
-        self.objective_weights = parse_objective(self.objective)
+        self.objective_weights = _weights("objective", self.objective)
         if self.loss_weights:
-            self.objective_weights.update(parse_objective(self.loss_weights))
+            self.objective_weights.update(_weights("loss_weights", self.loss_weights))
             self.objective_weights = {k: v for k, v in self.objective_weights.items() if v != 0.0}
-        self.corruption_config = CorruptionConfig.parse(self.corruption, seed=self.seed)
-        if self.beta <= 0:
-            raise ValueError(f"beta must be positive, got {self.beta}")
+            if not self.objective_weights:
+                raise ValueError(f"--loss_weights {self.loss_weights!r} sets every term of the objective to 0")
+        try:
+            self.corruption_config = CorruptionConfig.parse(self.corruption, seed=self.seed)
+        except ValueError as exc:
+            raise ValueError(f"--corruption: {exc}") from None
         if self.split_backward and self.deepspeed:
             raise ValueError("split_backward runs two backward passes per step, which DeepSpeed's engine does not "
                              "allow; turn one of them off")
@@ -87,3 +100,44 @@ class TrainConfig(TrainingArguments):
             raise ValueError("FSDP is not supported yet: mmpo scores sequences by calling the model's backbone "
                              "directly (to share images and prompts), which bypasses FSDP's parameter gathering; "
                              "use DDP (torchrun / accelerate launch without an FSDP config)")
+
+    def check_values(self) -> None:
+        """Every numeric option in its range, each error naming the option."""
+        finite = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731
+        rules = [
+            ("beta", finite(self.beta) and self.beta > 0, "a finite number > 0"),
+            ("label_smoothing", finite(self.label_smoothing) and 0 <= self.label_smoothing < 0.5, "in [0, 0.5)"),
+            ("anchor_delta", finite(self.anchor_delta), "a finite number"),
+            ("learning_rate", finite(self.learning_rate) and self.learning_rate >= 0, "a finite number >= 0"),
+            ("weight_decay", finite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
+            ("max_grad_norm", finite(self.max_grad_norm) and self.max_grad_norm >= 0, "a finite number >= 0"),
+            ("adam_epsilon", finite(self.adam_epsilon) and self.adam_epsilon > 0, "a finite number > 0"),
+            ("warmup_steps", finite(self.warmup_steps) and self.warmup_steps >= 0, "a finite number >= 0"),
+            ("num_train_epochs", finite(self.num_train_epochs) and (self.num_train_epochs > 0 or self.max_steps > 0),
+             "a finite number > 0 (or set --max_steps)"),
+            ("max_length", self.max_length >= 2, "at least 2"),
+            ("max_prompt_length", self.max_prompt_length is None or 1 <= self.max_prompt_length < self.max_length,
+             "at least 1 and below --max_length"),
+            ("max_image_pixels", 1 <= self.max_image_pixels <= PILLOW_MAX_PIXELS,
+             f"between 1 and {PILLOW_MAX_PIXELS:,} (Pillow refuses larger images as decompression bombs)"),
+            ("lora_r", self.lora_r >= 1, "at least 1"),
+            ("lora_alpha", self.lora_alpha > 0, "> 0"),
+            ("lora_dropout", finite(self.lora_dropout) and 0 <= self.lora_dropout < 1, "in [0, 1)"),
+            ("data_format", self.data_format in DATA_FORMATS, f"one of {', '.join(DATA_FORMATS)}"),
+        ]
+        for name, ok, rule in rules:
+            if not ok:
+                raise ValueError(f"--{name} must be {rule}, got {getattr(self, name)!r}")
+
+
+def _weights(option: str, spec: str) -> dict[str, float]:
+    """``parse_objective`` with every weight finite and >= 0 (a negative weight turns a
+    term's optimisation around; NaN poisons the loss); errors name the option."""
+    try:
+        weights = parse_objective(spec)
+    except ValueError as exc:
+        raise ValueError(f"--{option}: {exc}") from None
+    for name, weight in weights.items():
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"--{option} {spec!r}: the weight of {name!r} must be a finite number >= 0, got {weight}")
+    return weights

@@ -1,7 +1,7 @@
 """``train(config)``: the whole of ``mmpo train`` as one function.
 
-setup (data, model, LoRA, reference) → train → save (adapter, processor, resolved config,
-optional merged model) → summary.
+setup (data, checked row by row at load, prompt lengths included; model, LoRA, reference)
+→ train → save (adapter, processor, resolved config, optional merged model) → summary.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import torch
 from torch import nn
 from transformers import set_seed
 
+from mmpo.data.collate import PreferenceCollator
 from mmpo.data.loaders import PreferenceData, load_preferences
+from mmpo.data.schema import DataError
 from mmpo.io import write_json_atomic
 from mmpo.losses import needs_reference
 from mmpo.model.lean_lora import use_lean_lora_dropout
@@ -28,6 +30,7 @@ from mmpo.train.config import TrainConfig
 from mmpo.train.trainer import PreferenceTrainer
 
 CONFIG_FILE = "mmpo_config.json"
+SKIPPED_FILE = "skipped.jsonl"
 
 
 @dataclass
@@ -67,14 +70,35 @@ def build_model(config: TrainConfig) -> tuple[nn.Module, nn.Module | None]:
     return model, None
 
 
-def load_training_data(config: TrainConfig) -> PreferenceData:
+def load_training_data(config: TrainConfig, processor=None) -> PreferenceData:
+    """The rows, each checked as training will use it (images decoded, the prompt's length
+    with its image tokens against the limits); with ``--skip_invalid_rows`` the bad ones
+    are skipped and listed in ``<output_dir>/skipped.jsonl``."""
     if not config.data:
         raise ValueError("no training data: pass --data FILE")
-    data = load_preferences(
-        config.data, format=config.data_format, image_root=config.image_root,
-        skip_invalid=config.skip_invalid_rows, seed=config.seed,
+    if processor is None:
+        processor = load_processor(config.model, trust_remote_code=config.trust_remote_code)
+    lengths = PreferenceCollator(
+        processor, corruption=config.corruption_config if "copo" in config.objective_weights else None,
+        no_image=config.no_image, max_length=config.max_length, max_prompt_length=config.max_prompt_length,
+        max_image_pixels=config.max_image_pixels,
     )
+    skipped_path = os.path.join(config.output_dir, SKIPPED_FILE)
+    try:
+        data = load_preferences(
+            config.data, format=config.data_format, image_root=config.image_root,
+            skip_invalid=config.skip_invalid_rows, seed=config.seed, max_image_pixels=config.max_image_pixels,
+            check_row=lengths.check_row,
+        )
+    except DataError as err:
+        if err.report is not None and config.process_index == 0:  # every row skipped: say which and why
+            err.report.write_skipped(skipped_path)
+        raise
     print(data.report.summary())
+    if config.skip_invalid_rows and config.process_index == 0:
+        data.report.write_skipped(skipped_path)
+        if data.report.records:
+            print(f"skipped rows are listed in {skipped_path}")
     return data
 
 
@@ -145,8 +169,8 @@ def train(config: TrainConfig) -> TrainResult:
         raise ValueError("no model: pass --model DIR")
     start = time.time()
     set_seed(config.seed)  # LoRA's initial weights are drawn before the Trainer seeds anything
-    data = load_training_data(config)
     processor = load_processor(config.model, trust_remote_code=config.trust_remote_code)
+    data = load_training_data(config, processor)
     model, ref_model = build_model(config)
     trainer = PreferenceTrainer(model, config, data, processor, ref_model=ref_model)
     if config.precompute_ref_logps and needs_reference(config.objective_weights):
@@ -162,7 +186,8 @@ def train(config: TrainConfig) -> TrainResult:
 
 def save_outputs(trainer: PreferenceTrainer, config: TrainConfig) -> None:
     """Adapter (or full model) + processor + resolved config at the output root;
-    ``merged/`` with the LoRA-merged model when asked."""
+    ``merged/`` with the LoRA-merged model when asked. Non-finite weights are never saved."""
+    trainer.check_parameters()
     trainer.save_model(config.output_dir)
     if not trainer.is_world_process_zero():
         return
@@ -179,7 +204,7 @@ def save_outputs(trainer: PreferenceTrainer, config: TrainConfig) -> None:
 
 def summary(result: TrainResult) -> str:
     last = result.history[-1] if result.history else {}
-    keys = [k for k in last if k.startswith(("loss", "rewards/", "image/", "bco/"))]
+    keys = [k for k in last if k.startswith(("loss", "rewards/", "image/", "bco/", "nonfinite"))]
     lines = [f"mmpo: {result.global_step} steps in {result.seconds:.1f}s → {result.output_dir}"]
     lines += [f"  {k:<22} {last[k]:.4f}" for k in keys]
     return "\n".join(lines)

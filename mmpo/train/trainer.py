@@ -1,31 +1,36 @@
 """``PreferenceTrainer``: a ``transformers.Trainer`` whose loss is an mmpo objective.
 
 One level of subclassing, public methods only: ``compute_loss`` (policy and reference
-log-probs → :func:`mmpo.losses.compute_objective`), ``log`` (adds the objective's metrics)
-and ``train`` (restores MPO's δ on resume). Checkpointing, DeepSpeed/FSDP, mixed precision
+log-probs → :func:`mmpo.losses.compute_objective`), ``training_step`` (stops the run on a
+non-finite loss or gradient), ``get_train_dataloader`` (the epoch travels with each index,
+see :mod:`mmpo.data.epochs`), ``log`` (adds the objective's metrics) and ``train`` (checks
+the checkpoint and restores MPO's δ on resume). Checkpointing, DeepSpeed, mixed precision
 and logging backends are the Trainer's own.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import defaultdict
 
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 
 from mmpo.data.collate import PreferenceCollator, select_sequences
+from mmpo.data.epochs import tag_epochs
 from mmpo.io import write_json_atomic
 from mmpo.losses import LogProbs, ObjectiveParams, RewardRunningMean, compute_objective, needs_reference
 from mmpo.model.load import save_processor
 from mmpo.model.logps import encode_image_sets, image_encoder_frozen, sequence_logps, supports_shared_images
+from mmpo.train.checkpoints import STATE_FILE, latest_checkpoint, resolve_resume
 from mmpo.train.config import TrainConfig
 
-STATE_FILE = "mmpo_state.json"
+
+class TrainingDiverged(RuntimeError):
+    """The loss, a gradient or the weights became NaN or infinite. The message names the
+    step, the rows of the batch and the last good checkpoint."""
 
 
 class PreferenceTrainer(Trainer):
@@ -52,8 +57,9 @@ class PreferenceTrainer(Trainer):
             no_image=args.no_image,
             max_length=args.max_length,
             max_prompt_length=args.max_prompt_length,
-            other_images=_image_pool(train_dataset) if args.corruption_config.strategy == "other" else {},
+            other_images=_image_pool(train_dataset, args.max_image_pixels) if args.corruption_config.strategy == "other" else {},
             share_images=args.share_images and supports_shared_images(model),
+            max_image_pixels=args.max_image_pixels,
         )
         self.processor = processor
         self.ref_model = ref_model
@@ -65,6 +71,8 @@ class PreferenceTrainer(Trainer):
             bco_running_mean=RewardRunningMean() if "bco_pair" in self.weights else None,
         )
         self._metrics: dict[str, list[float]] = defaultdict(list)
+        self.nonfinite_skipped = 0  # optimizer steps skipped for a non-finite gradient (--skip_nonfinite_batches)
+        self._window_rows: list[str] = []  # rows of the accumulation window under way
         # One vision-tower pass per step for policy and reference, when neither can change it.
         self.reuse_image_features = (
             args.reuse_image_features
@@ -84,12 +92,17 @@ class PreferenceTrainer(Trainer):
             args=args,
             data_collator=self.collator,
             train_dataset=train_dataset,
-            callbacks=[_EpochCallback(self.collator), _StateCallback(self), *(callbacks or [])],
+            callbacks=[_StateCallback(self), *(callbacks or [])],
         )
         # Our loss is already a per-batch mean: let the Trainer scale it for accumulation.
         self.model_accepts_loss_kwargs = False
         if self.ref_model is not None:
             self.ref_model = self.accelerator.prepare_model(self.ref_model, evaluation_mode=True)
+
+    def get_train_dataloader(self):
+        """The Trainer's loader, its sampler yielding ``(index, epoch)`` so every worker,
+        persistent ones included, builds the m′ of the epoch it collates for."""
+        return tag_epochs(super().get_train_dataloader())
 
     # -- the loss ----------------------------------------------------------------------
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -145,9 +158,9 @@ class PreferenceTrainer(Trainer):
     def reference_logps(self, model, inputs, image_features=None) -> torch.Tensor:
         """Reference log-probs of exactly the sequences the policy just scored
         (``image_features``: the policy's, when :attr:`reuse_image_features`)."""
-        if self.reference_cache is not None:
-            epoch = self.collator.epoch if "copo" in self.weights else 0
-            rows = [self.reference_cache[(row_id, epoch)] for row_id in inputs["row_ids"]]
+        if self.reference_cache is not None:  # looked up with the epoch whose m′ the policy scores
+            epochs = inputs["row_epochs"] if "copo" in self.weights else [0] * len(inputs["row_ids"])
+            rows = [self.reference_cache[key] for key in zip(inputs["row_ids"], epochs)]
             table = torch.stack(rows).to(inputs["input_ids"].device)  # (B, groups)
             return table.T.reshape(-1)  # group-major, like the batch
         return self.live_reference_logps(model, inputs, image_features)
@@ -163,15 +176,55 @@ class PreferenceTrainer(Trainer):
             return sequence_logps(model, inputs, **kwargs)[0]
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        """The Trainer's step, then, at the end of an accumulation window under DDP, the
-        gradients averaged across ranks. mmpo scores sequences by calling the backbone
-        under the DDP wrapper (to share images and prefixes), so DDP's own forward, which
-        arms its gradient hooks, never runs; averaging here keeps every rank's update the
-        same. (Had the hooks run too, a second average of equal values changes nothing.)"""
+        """The Trainer's step, then, at the end of an accumulation window, the gradients
+        averaged across ranks under DDP and checked.
+
+        mmpo scores sequences by calling the backbone under the DDP wrapper (to share images
+        and prefixes), so DDP's own forward, which arms its gradient hooks, never runs;
+        averaging here keeps every rank's update the same. (Had the hooks run too, a second
+        average of equal values changes nothing.)
+
+        A non-finite loss or gradient raises :class:`TrainingDiverged`; with
+        ``--skip_nonfinite_batches`` the window's gradients are dropped instead (the
+        optimizer leaves parameters without a gradient alone) and counted."""
+        self._window_rows.extend(inputs["row_ids"])
         loss = super().training_step(model, inputs, num_items_in_batch)
-        if self.accelerator.sync_gradients and isinstance(model, nn.parallel.DistributedDataParallel):
-            average_gradients(model)
+        can_skip = self.args.skip_nonfinite_batches and not self.is_deepspeed_enabled
+        if not torch.isfinite(loss) and not can_skip:
+            raise self.diverged(f"the loss is {loss.item()}", inputs["row_ids"])
+        if self.accelerator.sync_gradients:
+            if isinstance(model, nn.parallel.DistributedDataParallel):
+                average_gradients(model)
+            if not self.args.fp16 and not gradients_finite(model):  # fp16: the grad scaler skips overflows itself
+                if not can_skip:
+                    raise self.diverged("the gradient is not finite", self._window_rows)
+                model.zero_grad(set_to_none=True)
+                self.nonfinite_skipped += 1
+            self._window_rows = []
         return loss
+
+    def diverged(self, what: str, row_ids: list[str]) -> TrainingDiverged:
+        """The error that stops a diverged run: where, which rows, and what to do next."""
+        sources = {row.id: row.source for row in self.train_dataset} if hasattr(self.train_dataset, "examples") else {}
+        shown = ", ".join(f"{r} ({sources[r]})" if r in sources else str(r) for r in row_ids[:8])
+        more = f" and {len(row_ids) - 8} more" if len(row_ids) > 8 else ""
+        checkpoint, _ = latest_checkpoint(self.args.output_dir)
+        if checkpoint:
+            resume = (f"the last good checkpoint is {checkpoint}: resume from it with --resume_from_checkpoint "
+                      f"{checkpoint} and a lower --learning_rate")
+        else:
+            resume = "no checkpoint was saved before it"
+        return TrainingDiverged(
+            f"training diverged at step {self.state.global_step + 1} (epoch {self.state.epoch or 0:.2f}): {what}, "
+            f"in the batch of rows {shown}{more}; {resume}. No adapter was written. "
+            "(--skip_nonfinite_batches skips such batches instead, counting them.)"
+        )
+
+    def check_parameters(self) -> None:
+        """Raise :class:`TrainingDiverged` rather than save non-finite weights."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if params and not torch.stack([torch.isfinite(p).all() for p in params]).all():
+            raise self.diverged("the trained weights are not finite", list(self._window_rows))
 
     # -- logging and state -------------------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
@@ -179,6 +232,8 @@ class PreferenceTrainer(Trainer):
             for key, values in self._metrics.items():
                 logs[key] = sum(values) / len(values)
             self._metrics.clear()
+        if "loss" in logs and self.args.skip_nonfinite_batches:
+            logs["nonfinite_skipped"] = self.nonfinite_skipped
         super().log(logs, start_time)
 
     def mmpo_state(self) -> dict:
@@ -195,10 +250,11 @@ class PreferenceTrainer(Trainer):
             self.params.bco_running_mean.load_state_dict(state["bco_running_mean"])
 
     def train(self, resume_from_checkpoint=None, **kwargs):
-        if resume_from_checkpoint is True:
-            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
-            if resume_from_checkpoint is None:
-                raise ValueError(f"no checkpoint to resume from in {self.args.output_dir}")
+        """``resume_from_checkpoint``: a checkpoint folder, checked before anything is
+        loaded from it, or True / "latest" for the newest complete one (see
+        :mod:`mmpo.train.checkpoints`)."""
+        need_training_state = not (self.is_deepspeed_enabled or self.args.save_only_model)
+        resume_from_checkpoint = resolve_resume(resume_from_checkpoint, self.args.output_dir, need_training_state)
         if resume_from_checkpoint:
             self.load_mmpo_state(resume_from_checkpoint)
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
@@ -255,33 +311,45 @@ def _set_rng_state(state: tuple) -> None:
         torch.cuda.set_rng_state_all(state[1])
 
 
-def _image_pool(dataset) -> dict:
+def gradients_finite(model: nn.Module) -> bool:
+    """Whether every gradient held is finite (one device sync); True when none is held."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    return not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+
+
+def _image_pool(dataset, max_pixels: int) -> dict:
     """Row id → loader of its first image, for the 'other image' corruption."""
     from mmpo.data.images import load_image
 
-    return {row.id: (lambda row=row: load_image(row.images[0], row.source)) for row in dataset}
-
-
-class _EpochCallback(TrainerCallback):
-    """Tells the collator which epoch it is, so m′ differs across epochs but not passes."""
-
-    def __init__(self, collator: PreferenceCollator) -> None:
-        self.collator = collator
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self.collator.epoch = int(math.floor(state.epoch + 1e-6)) if state.epoch else 0
+    return {row.id: (lambda row=row: load_image(row.images[0], row.source, "image", max_pixels)) for row in dataset}
 
 
 class _StateCallback(TrainerCallback):
-    """Writes MPO's δ (and the processor) into every checkpoint."""
+    """Makes every checkpoint complete-or-ignored: before the Trainer writes one, the
+    weights are checked finite and a stale ``mmpo_state.json`` in its folder is removed;
+    after, the processor and then ``mmpo_state.json`` (MPO's δ; the completion mark) go in."""
 
     def __init__(self, trainer: PreferenceTrainer) -> None:
         self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._before_save(args, state, control)
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self._before_save(args, state, control)
+
+    def _before_save(self, args, state, control) -> None:
+        if not control.should_save:
+            return
+        self.trainer.check_parameters()
+        marker = os.path.join(args.output_dir, f"checkpoint-{state.global_step}", STATE_FILE)
+        if state.is_world_process_zero and os.path.isfile(marker):
+            os.remove(marker)
 
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
             return
         checkpoint = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
         if os.path.isdir(checkpoint):
-            write_json_atomic(os.path.join(checkpoint, STATE_FILE), self.trainer.mmpo_state())
             save_processor(self.trainer.processor, checkpoint)
+            write_json_atomic(os.path.join(checkpoint, STATE_FILE), self.trainer.mmpo_state())

@@ -256,12 +256,37 @@ def test_dataloader_workers_see_each_epochs_corrupted_image(tiny_models, pref_fi
 # With LoRA dropout the draws follow the layout of the tensors it runs on (prefix sharing
 # lays responses out its own way); without dropout the shared and plain paths agree.
 RECORDED_MDPO_LOSSES = {0.05: [2.07944, 2.05189, 2.05253, 1.97046], 0.0: [2.07944, 2.05238, 2.05226, 1.96804]}
+# The rows they were recorded on, written out so that the shapes world's captions can
+# evolve (its images are drawn by the same code, scenes 0-5).
+RECORDED_CAPTIONS = [
+    "There is a green triangle in the middle and a green circle at the bottom.",
+    "There is a red star at the top.",
+    "There is a blue circle at the top.",
+    "There is a red star at the bottom right.",
+    "There is a yellow square at the top.",
+    "There is a orange star at the top left, a orange square at the bottom left and a blue square at the bottom right.",
+]
+
+
+@pytest.fixture(scope="module")
+def recorded_pref_file(tmp_path_factory):
+    from mmpo.shapes.world import make_scene, render
+
+    root = tmp_path_factory.mktemp("recorded")
+    os.makedirs(root / "images")
+    with open(root / "pairs.jsonl", "w") as f:
+        for i, text in enumerate(RECORDED_CAPTIONS):
+            render(make_scene(i, scene_id=f"s{i}"), size=32).save(root / "images" / f"s{i}.png")
+            row = {"id": f"s{i}", "image": f"images/s{i}.png", "prompt": "Describe the image.", "chosen": text,
+                   "rejected": "There is a purple star at the top."}
+            f.write(json.dumps(row) + "\n")
+    return str(root / "pairs.jsonl")
 
 
 @pytest.mark.parametrize("dropout,share_prefix", [(0.05, True), (0.0, True), (0.0, False)])
-def test_recorded_trajectory(tiny_models, pref_file, tmp_path, dropout, share_prefix):
-    result = train(config(tiny_models, pref_file, tmp_path / "t", objective="mdpo", max_steps=4, warmup_steps=0,
-                          lora_dropout=dropout, share_prefix=share_prefix))
+def test_recorded_trajectory(tiny_models, recorded_pref_file, tmp_path, dropout, share_prefix):
+    result = train(config(tiny_models, recorded_pref_file, tmp_path / "t", objective="mdpo", max_steps=4,
+                          warmup_steps=0, lora_dropout=dropout, share_prefix=share_prefix))
     losses = [round(h["loss"], 5) for h in result.history]
     print("trajectory", losses)
     assert len(losses) == 4 and losses[0] == pytest.approx(3 * 0.693147, abs=1e-4)  # all terms log 2 at step 1

@@ -113,7 +113,8 @@ def load_annotations(path: str) -> tuple[list[dict[str, Any]], dict[int, dict[st
                 if not isinstance(record.get(key), list) or not all(isinstance(w, str) for w in record[key]):
                     raise ValueError(f"{where} (id {record['id']}): generative {key!r} must be a list of object names")
         elif record.get("truth") not in ("yes", "no"):
-            raise ValueError(f"{where} (id {record['id']}): discriminative 'truth' must be 'yes' or 'no', got {record.get('truth')!r}")
+            raise ValueError(f"{where} (id {record['id']}): discriminative 'truth' must be 'yes' or 'no', "
+                             f"got {record.get('truth')!r}")
         by_id[record["id"]] = record
     return records, by_id
 
@@ -173,7 +174,8 @@ def load_responses(path: str) -> list[dict[str, Any]]:
         if "response" not in row:
             raise ValueError(f"{path}: row {i} (id {row['id']}): no 'response' key (has {sorted(row)})")
         if not isinstance(row["response"], str):
-            raise ValueError(f"{path}: row {i} (id {row['id']}): 'response' must be a string, got {type(row['response']).__name__}")
+            raise ValueError(f"{path}: row {i} (id {row['id']}): 'response' must be a string, "
+                             f"got {type(row['response']).__name__}")
     return rows
 
 
@@ -203,7 +205,7 @@ def _vector_free_note(threshold: float) -> str:
     return (
         f"spaCy's {SPACY_MODEL} (the reference's word vectors) is not installed, so its similarity step "
         f"(word-vector similarity > {threshold}) is replaced by exact string equality and the generative "
-        "figures are named chair_exact / cover_exact / hal_exact / cog_exact. Everything else is the "
+        "figures are named chair_exact / cover_exact / hal_exact / cog_exact; the rest of the algorithm is the "
         "reference's. What the reference does in addition: an object that matches no truth object or "
         f"association exactly but is similar (> {threshold}) to one counts as a true mention (not "
         "hallucinated, and it covers that truth object), and one similar to a hallucination target marks "
@@ -246,6 +248,85 @@ def amber_questions(amber_dir: str, image_dir: str, evaluation: str = "a") -> li
     return rows
 
 
+def _score(scored, annotations, annotations_path, association, safe_words, similar, questions):
+    """Details (one per response), caption matches and yes/no answer triples, in order."""
+    vocabulary = object_vocabulary(association)
+    details, matches, answers = [], [], []
+    for row in scored:
+        annotation = annotations[row["id"]]
+        task = dimension(annotation["type"])
+        if task != "generative":
+            answers.append((annotation["type"], annotation["truth"], row["response"]))
+            question = {"question": questions[row["id"]]} if row["id"] in questions else {}
+            details.append({"id": row["id"], "task": task, **question, "answer": row["response"],
+                            "label": annotation["truth"], "correct": answer_correct(row["response"], annotation["truth"])})
+            continue
+        for key in ("truth", "hallu"):
+            unknown = [w for w in annotation[key] if w not in association]
+            if unknown:
+                raise ValueError(f"{annotations_path}: id {row['id']}: {key} object(s) {unknown} "
+                                 "are not keys of relation.json")
+        objects = caption_objects(row["response"], vocabulary)
+        match = match_caption(objects, annotation["truth"], annotation["hallu"], association, safe_words, similar)
+        matches.append(match)
+        details.append({"id": row["id"], "task": task, "answer": row["response"], "hallucinated": match.hallucinated,
+                        "objects": match.objects,
+                        "covered": [w for w, hit in zip(annotation["truth"], match.covered) if hit],
+                        "cog": [w for w, hit in zip(annotation["hallu"], match.cog) if hit]})
+    return details, matches, answers
+
+
+def _groups(blocks, details, matches, suffix):
+    """Each printed block's figures plus plain counts; generative figures renamed with ``suffix``."""
+    groups: dict[str, dict[str, float | int]] = {}
+    for block, figures in blocks.items():
+        if block == "generative":
+            groups[block] = {**{f"{k}{suffix}": v for k, v in figures.items()}, "responses": len(matches),
+                             "objects": sum(len(m.objects) for m in matches),
+                             "hallucinated_objects": sum(len(m.hallucinated) for m in matches)}
+            continue
+        members = {"discriminative": None, "attribute": ATTRIBUTE_PARTS}.get(block, (block,))
+        rows = [d for d in details if d["task"] != "generative" and (members is None or d["task"] in members)]
+        groups[block] = {**figures, "questions": len(rows),
+                         "not_yes_no": sum(d["answer"] not in ("Yes", "No") for d in rows)}
+    return groups
+
+
+def _coverage_notes(evaluation, dims, ordered, responses, scored, matches, answers) -> list[str]:
+    """Notes on what was (not) answered, repeated, or would be looked up differently by the reference."""
+    notes = []
+    if answers:
+        odd = sum(response not in ("Yes", "No") for _, _, response in answers)
+        notes.append(
+            f"A yes/no answer counts only if it is exactly \"Yes\" or \"No\" (no stripping or lower-casing, as the "
+            f"reference); {odd} of {len(answers)} answers here are neither and are scored wrong (and never as a "
+            "\"No\" prediction). \"No\" is the positive class of precision / recall / F1."
+        )
+    wanted = [r["id"] for r in ordered if dimension(r["type"]) in dims]
+    answered = {row["id"] for row in scored}
+    if len(answered) < len(wanted):
+        notes.append(f"{len(wanted) - len(answered)} of the {len(wanted)} AMBER ids that evaluation {evaluation!r} "
+                     "covers have no response; like the reference, figures are over the responses given.")
+    if "generative" in dims and not matches:
+        notes.append("No generative responses: CHAIR, Cover and Cog are 0.0 and Hal is 100.0, as the reference "
+                     "prints them.")
+    if set(dims) - {"generative"} and not answers:
+        notes.append("No yes/no responses: the discriminative figures are 0.0, as the reference prints them.")
+    if len(scored) < len(responses):
+        notes.append(f"{len(responses) - len(scored)} responses belong to tasks evaluation {evaluation!r} does not "
+                     "print and were not scored.")
+    repeated = sorted(i for i, n in Counter(row["id"] for row in scored).items() if n > 1)
+    if repeated:
+        notes.append(f"Ids answered more than once are counted each time, as the reference does: {repeated[:10]}.")
+    misplaced = [row["id"] for row in scored
+                 if not (0 < row["id"] <= len(ordered) and ordered[row["id"] - 1]["id"] == row["id"])]
+    if misplaced:
+        notes.append(f"The reference looks annotations up by position (annotations[id - 1]); in this annotations.json "
+                     f"that is not the record with that id for {len(misplaced)} responses (e.g. id {misplaced[0]}), "
+                     "so the reference would score them against other records; mmpo looks them up by id.")
+    return notes
+
+
 def evaluate_amber(
     responses_path: str,
     amber_dir: str,
@@ -258,7 +339,9 @@ def evaluate_amber(
 
     The reference tallies every response but prints only the blocks ``evaluation`` selects,
     and each block depends only on responses of its own dimensions; so only those responses
-    are scored here (and appear in ``details``), which gives the same figures."""
+    are scored here (and appear in ``details``), which gives the same figures. The
+    generative figures are named ``chair`` / ``cover`` / ``hal`` / ``cog`` when spaCy's
+    ``en_core_web_lg`` is installed, ``*_exact`` (vector-free) otherwise."""
     dims = selected_dimensions(evaluation)
     folder = data_dir(amber_dir)
     annotations_path = os.path.join(folder, "annotations.json")
@@ -271,53 +354,22 @@ def evaluate_amber(
         if row["id"] not in annotations:
             raise ValueError(f"{responses_path}: row {i}: id {row['id']} is not in {annotations_path}")
     scored = [row for row in responses if dimension(annotations[row["id"]]["type"]) in dims]
-    notes = [PERCENT_NOTE]
 
-    similar, faithful = exact_match, False
+    notes = [PERCENT_NOTE]
+    inputs: dict[str, Any] = {"responses": responses_path, "amber_data": folder, "evaluation": evaluation,
+                              "tasks": list(EVALUATIONS[evaluation])}
+    similar = spacy_similarity(similarity_score) if "generative" in dims else None
+    faithful = similar is not None
     if "generative" in dims:
-        spacy_similar = spacy_similarity(similarity_score)
-        similar, faithful = (spacy_similar, True) if spacy_similar else (exact_match, False)
+        inputs["similarity"] = (f"spaCy {SPACY_MODEL} similarity > {similarity_score}" if faithful
+                                else "exact string match (vector-free)")
         if not faithful:
             notes.append(_vector_free_note(similarity_score))
-    vocabulary = object_vocabulary(association)
-    questions = _questions(folder)
-    details, matches, answers = [], [], []
-    for row in scored:
-        annotation = annotations[row["id"]]
-        task = dimension(annotation["type"])
-        if task == "generative":
-            for key in ("truth", "hallu"):
-                unknown = [w for w in annotation[key] if w not in association]
-                if unknown:
-                    raise ValueError(f"{annotations_path}: id {row['id']}: {key} object(s) {unknown} are not keys of relation.json")
-            match = match_caption(caption_objects(row["response"], vocabulary), annotation["truth"], annotation["hallu"],
-                                  association, safe_words, similar)
-            matches.append(match)
-            details.append({"id": row["id"], "task": task, "answer": row["response"], "hallucinated": match.hallucinated,
-                            "objects": match.objects,
-                            "covered": [w for w, hit in zip(annotation["truth"], match.covered) if hit],
-                            "cog": [w for w, hit in zip(annotation["hallu"], match.cog) if hit]})
-        else:
-            answers.append((annotation["type"], annotation["truth"], row["response"]))
-            detail = {"id": row["id"], "task": task}
-            if row["id"] in questions:
-                detail["question"] = questions[row["id"]]
-            details.append({**detail, "answer": row["response"], "label": annotation["truth"],
-                            "correct": answer_correct(row["response"], annotation["truth"])})
+    details, matches, answers = _score(scored, annotations, annotations_path, association, safe_words,
+                                       similar or exact_match, _questions(folder))
 
     blocks = printed_figures(count(matches, answers, start), evaluation)
     suffix = "" if faithful else "_exact"
-    groups: dict[str, dict[str, float | int]] = {}
-    for block, figures in blocks.items():
-        if block == "generative":
-            groups[block] = {f"{k}{suffix}": v for k, v in figures.items()}
-            groups[block].update(responses=len(matches), objects=sum(len(m.objects) for m in matches),
-                                 hallucinated_objects=sum(len(m.hallucinated) for m in matches))
-        else:
-            members = {"discriminative": None, "attribute": ATTRIBUTE_PARTS}.get(block, (block,))
-            rows = [d for d in details if d["task"] != "generative" and (members is None or d["task"] in members)]
-            groups[block] = {**figures, "questions": len(rows),
-                             "not_yes_no": sum(d["answer"] not in ("Yes", "No") for d in rows)}
     metrics: dict[str, float | int] = {}
     if "generative" in blocks:
         metrics.update({f"{k}{suffix}": v for k, v in blocks["generative"].items()})
@@ -326,41 +378,12 @@ def evaluate_amber(
     elif evaluation in HEADLINE:
         metrics.update({f"{HEADLINE[evaluation]}_{k}": v for k, v in blocks[HEADLINE[evaluation]].items()})
 
-    n_answers = len(answers)
-    if n_answers:
-        odd = sum(response not in ("Yes", "No") for _, _, response in answers)
-        notes.append(
-            f"A yes/no answer counts only if it is exactly \"Yes\" or \"No\" (no stripping or lower-casing, as the "
-            f"reference); {odd} of {n_answers} answers here are neither and are scored wrong (and never as a \"No\" "
-            "prediction). \"No\" is the positive class of precision / recall / F1."
-        )
-    wanted = [r["id"] for r in ordered if dimension(r["type"]) in dims]
-    answered = {row["id"] for row in scored}
-    if len(answered) < len(wanted):
-        notes.append(f"{len(wanted) - len(answered)} of the {len(wanted)} AMBER ids that evaluation {evaluation!r} covers "
-                     "have no response; like the reference, figures are over the responses given.")
-    if "generative" in dims and not matches:
-        notes.append("No generative responses: the generative figures are 0.0, as the reference prints them.")
-    if set(dims) - {"generative"} and not answers:
-        notes.append("No yes/no responses: the discriminative figures are 0.0, as the reference prints them.")
-    if len(scored) < len(responses):
-        notes.append(f"{len(responses) - len(scored)} responses belong to tasks evaluation {evaluation!r} does not print "
-                     "and were not scored.")
-    repeated = sorted(i for i, n in Counter(row["id"] for row in scored).items() if n > 1)
-    if repeated:
-        notes.append(f"Ids answered more than once are counted each time, as the reference does: {repeated[:10]}.")
-    misplaced = [row["id"] for row in scored if not (0 < row["id"] <= len(ordered) and ordered[row["id"] - 1]["id"] == row["id"])]
-    if misplaced:
-        notes.append(f"The reference looks annotations up by position (annotations[id - 1]); in this annotations.json "
-                     f"that is not the record with that id for {len(misplaced)} responses (e.g. id {misplaced[0]}), so "
-                     "the reference would score them against other records; mmpo looks them up by id.")
-
-    inputs: dict[str, Any] = {"responses": responses_path, "amber_data": folder, "evaluation": evaluation,
-                              "tasks": list(EVALUATIONS[evaluation])}
-    if "generative" in dims:
-        inputs["similarity"] = (f"spaCy {SPACY_MODEL} similarity > {similarity_score}" if faithful
-                                else "exact string match (vector-free)")
-        if matches:
-            inputs["text_pipeline"] = nlp.backend()
-    return EvalResult(benchmark="amber", metrics=metrics, groups=groups, details=details, notes=notes,
-                      inputs=inputs, label=label)
+    notes += _coverage_notes(evaluation, dims, ordered, responses, scored, matches, answers)
+    if matches:
+        inputs["nlp"] = nlp.backend()
+        if "textblob" in inputs["nlp"]["pos_tags"]:
+            notes.append("POS tags from textblob-aptagger's weights (nltk's tagger data is not installed): a rare "
+                         "word tagged differently can gain or lose a noun (NN*) tag and so become or stop being an "
+                         "object; install nltk's averaged_perceptron_tagger_eng for the reference's exact tagger.")
+    return EvalResult(benchmark="amber", metrics=metrics, groups=_groups(blocks, details, matches, suffix),
+                      details=details, notes=notes, inputs=inputs, label=label)

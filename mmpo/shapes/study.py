@@ -1,0 +1,218 @@
+"""``mmpo demo --study``: the papers' tables in miniature, over several base models and
+pair/training seeds, with 95 % confidence intervals and paired differences.
+
+Every condition is trained from the same base model on pairs built from the same training
+scenes; runs are (base seed, pair seed) cells, so a difference between two conditions is
+taken within each cell and then averaged (a paired comparison), which removes the spread
+between base models. The tables and the paper's direction for each claim:
+
+* **Table 1** (mDPO Table 1; MPO): base, DPO, DPO without the image, mDPO, MPO — mDPO
+  hallucinates less than DPO; DPO without the image is about as good as DPO (the
+  "unconditional preference" the mDPO paper diagnoses); MPO hallucinates less than the base.
+* **Ablation** (mDPO Table 3): mDPO without CoPO and without AncPO hallucinate more.
+* **Corruption** (mDPO's study of m′): cropping 0–20 % beats cropping 20–50 %, another
+  image and a blank image.
+* **DropoutNTP ratio** (MPO): truncating half the words (0.5) beats 0.25 and 0.75.
+
+Claims are judged on CHAIR_i with the 95 % CI of the paired difference: "agrees" when the
+CI excludes zero in the paper's direction, "disagrees" when it excludes zero the other way,
+"inconclusive" otherwise. The learning rate is the demo's (chosen by ``--tune`` on
+validation scenes); evaluation scenes are never used to choose anything.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+
+from mmpo.io import write_json_atomic, write_text_atomic
+
+METRICS = (("chair_s", "CHAIR_s ↓"), ("chair_i", "CHAIR_i ↓"), ("cover", "cover ↑"), ("pope_accuracy", "POPE acc ↑"))
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One trained model per run: objective, image on/off, CoPO's m′, DropoutNTP ratio of its pairs."""
+
+    table: str
+    objective: str
+    no_image: bool = False
+    corruption: str = "crop"
+    ratio: float = 0.5
+    all_runs: bool = True  # False: only the first pair seed of each base model (the budget's side tables)
+
+
+CONDITIONS = {
+    "dpo": Condition("table1", "dpo"),
+    "dpo_no_image": Condition("table1", "dpo", no_image=True),
+    "mdpo": Condition("table1", "mdpo"),
+    "mpo": Condition("table1", "mpo"),
+    "mdpo_no_copo": Condition("ablation", "sigmoid:1,anchor:1"),
+    "mdpo_no_anchor": Condition("ablation", "sigmoid:1,copo:1"),
+    "mdpo_crop_20_50": Condition("corruption", "mdpo", corruption="crop:0.2-0.5", all_runs=False),
+    "mdpo_other_image": Condition("corruption", "mdpo", corruption="other", all_runs=False),
+    "mdpo_blank": Condition("corruption", "mdpo", corruption="blank", all_runs=False),
+    "mpo_ratio_0.25": Condition("ratio", "mpo", ratio=0.25, all_runs=False),
+    "mpo_ratio_0.75": Condition("ratio", "mpo", ratio=0.75, all_runs=False),
+}
+# (table, title, rows, claims); a claim is (lower, higher, paper's words): CHAIR_i(lower) < CHAIR_i(higher).
+TABLES = (
+    ("table1", "Table 1: methods", ["base", "dpo", "dpo_no_image", "mdpo", "mpo"], [
+        ("mdpo", "dpo", "mDPO hallucinates less than DPO"),
+        ("mpo", "base", "MPO hallucinates less than the base model"),
+        ("dpo", "base", "DPO hallucinates less than the base model"),
+    ]),
+    ("ablation", "Ablation: mDPO's terms", ["mdpo", "mdpo_no_copo", "mdpo_no_anchor", "dpo"], [
+        ("mdpo", "mdpo_no_copo", "removing CoPO hurts"),
+        ("mdpo", "mdpo_no_anchor", "removing AncPO hurts"),
+    ]),
+    ("corruption", "Corruption m′ for CoPO", ["mdpo", "mdpo_crop_20_50", "mdpo_other_image", "mdpo_blank"], [
+        ("mdpo", "mdpo_crop_20_50", "crop 0–20 % beats crop 20–50 %"),
+        ("mdpo", "mdpo_other_image", "crop 0–20 % beats another image"),
+        ("mdpo", "mdpo_blank", "crop 0–20 % beats a blank image"),
+    ]),
+    ("ratio", "DropoutNTP truncation ratio (MPO)", ["mpo_ratio_0.25", "mpo", "mpo_ratio_0.75"], [
+        ("mpo", "mpo_ratio_0.25", "ratio 0.5 beats 0.25"),
+        ("mpo", "mpo_ratio_0.75", "ratio 0.5 beats 0.75"),
+    ]),
+)
+SIMILAR = [("dpo_no_image", "dpo", "DPO without the image is about as good as DPO")]  # paper: no real difference
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+def ci95(values: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, low, high): the t-interval of the mean; a single value has no interval (NaN)."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = T975.get(len(values) - 1, 1.96) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def verdict(low: float, high: float, expected_negative: bool = True) -> str:
+    if math.isnan(low):
+        return "inconclusive (one run)"
+    if high < 0:
+        return "agrees" if expected_negative else "disagrees"
+    if low > 0:
+        return "disagrees" if expected_negative else "agrees"
+    return "inconclusive"
+
+
+def paired(runs: list[dict], a: str, b: str, metric: str = "chair_i") -> list[float]:
+    """metric(a) − metric(b) in every run that has both."""
+    return [run[a][metric] - run[b][metric] for run in runs if a in run and b in run]
+
+
+def _fmt(mean: float, low: float, high: float, scale: float = 100.0) -> str:
+    if math.isnan(low):
+        return f"{mean * scale:.1f}"
+    return f"{mean * scale:.1f} [{low * scale:.1f}, {high * scale:.1f}]"
+
+
+def render_study(runs: list[dict], config: dict) -> str:
+    """study.md: per table the metrics (mean [95 % CI] over runs, in %), then each claim."""
+    lines = ["# `mmpo demo --study`", "",
+             f"{len(runs)} runs ({config['base_seeds']} base models × {config['pair_seeds']} pair/training seeds; "
+             "side tables: the first pair seed of each base model). Rates in %, mean [95 % CI].", ""]
+    for table, title, rows, claims in TABLES:
+        rows = [r for r in rows if any(r in run for run in runs)]
+        lines += [f"## {title}", "", "| condition | runs | " + " | ".join(h for _, h in METRICS) + " |",
+                  "|---|---:|" + "---:|" * len(METRICS)]
+        for row in rows:
+            values = {m: [run[row][m] for run in runs if row in run] for m, _ in METRICS}
+            lines.append(f"| {row} | {len(values['chair_i'])} | " + " | ".join(_fmt(*ci95(values[m])) for m, _ in METRICS) + " |")
+        lines += ["", "| claim (paper) | paired Δ CHAIR_i | ours |", "|---|---:|---|"]
+        for lower, higher, words in claims + (SIMILAR if table == "table1" else []):
+            diffs = paired(runs, lower, higher)
+            if not diffs:
+                continue
+            mean, low, high = ci95(diffs)
+            if (lower, higher, words) in SIMILAR:
+                ours = "agrees (no difference)" if not math.isnan(low) and low <= 0 <= high else (
+                    "inconclusive (one run)" if math.isnan(low) else "disagrees")
+            else:
+                ours = verdict(low, high)
+            lines.append(f"| {words} | {lower} − {higher}: {_fmt(mean, low, high)} | {ours} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_study(config) -> dict:
+    """Train and evaluate every condition for every (base seed, pair seed); write study.md,
+    study.json and study.png under ``config.out``. ``config`` is the demo's DemoConfig."""
+    from peft import PeftModel
+
+    from mmpo.demo import EVAL_SEED_OFFSET, build_pairs, evaluate, train_method
+    from mmpo.model.load import load_model, load_processor
+    from mmpo.shapes.pretrain import PretrainConfig, shapes_vlm
+    from mmpo.shapes.world import make_scene
+
+    started = time.time()
+    os.makedirs(config.out, exist_ok=True)
+    eval_scenes = [make_scene(EVAL_SEED_OFFSET + i, scene_id=f"eval{i}") for i in range(config.eval_scenes)]
+    results_path = os.path.join(config.out, "study.json")
+    runs: list[dict] = []
+    for b in range(config.base_seeds):
+        pretrain = PretrainConfig(steps=config.pretrain_steps, seed=config.seed + b)
+        base_dir = shapes_vlm(pretrain)
+        processor = load_processor(base_dir)
+        base = load_model(base_dir, dtype=torch.float32).eval()
+        base_metrics, _ = evaluate(base, processor, eval_scenes)
+        for k in range(config.pair_seeds):
+            seed = config.seed + 100 * b + k
+            run = {"base_seed": config.seed + b, "pair_seed": seed, "base": base_metrics}
+            scenes = [make_scene(1_000_000 * (seed + 1) + i, scene_id=f"train{seed}-{i}", prior=pretrain.prior)
+                      for i in range(config.train_scenes)]
+            pairs: dict[float, str] = {}
+            for name, cond in CONDITIONS.items():
+                if not cond.all_runs and k > 0:
+                    continue
+                if cond.ratio not in pairs:
+                    pairs[cond.ratio] = build_pairs(base, processor, scenes, os.path.join(
+                        config.out, "data", f"base{b}-seed{seed}-ratio{cond.ratio:g}"), seed, ratio=cond.ratio)
+                run_dir = os.path.join(config.out, "runs", f"base{b}-seed{seed}", name)
+                train_method(base_dir, pairs[cond.ratio], run_dir, cond.objective, cond.no_image, config, seed,
+                             corruption=cond.corruption)
+                trained = PeftModel.from_pretrained(load_model(base_dir, dtype=torch.float32), run_dir).eval()
+                run[name], _ = evaluate(trained, processor, eval_scenes)
+                print(f"base {b} seed {seed} {name:>17}: chair_i {run[name]['chair_i']:.3f} cover {run[name]['cover']:.3f}"
+                      f"  ({time.time() - started:.0f}s)")
+            runs.append(run)
+            write_json_atomic(results_path, {"runs": runs, "config": asdict(config)})  # partial results survive a kill
+    summary = {"runs": runs, "config": asdict(config), "seconds": round(time.time() - started, 1)}
+    write_json_atomic(results_path, summary)
+    text = render_study(runs, {"base_seeds": config.base_seeds, "pair_seeds": config.pair_seeds})
+    write_text_atomic(os.path.join(config.out, "study.md"), text + f"\nStudy finished in {summary['seconds']:.0f}s.\n")
+    plot_study(runs, os.path.join(config.out, "study.png"))
+    print(text)
+    return summary
+
+
+def plot_study(runs: list[dict], path: str) -> None:
+    """Table 1's CHAIR_i and cover, mean with 95 % CI error bars."""
+    from mmpo.eval.report import _pyplot, _save_figure
+
+    plt = _pyplot()
+    rows = [r for r in TABLES[0][2] if any(r in run for run in runs)]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, (metric, title) in zip(axes, (("chair_i", "CHAIR_i ↓"), ("cover", "cover ↑"))):
+        stats = [ci95([run[r][metric] for run in runs if r in run]) for r in rows]
+        errors = [[0 if math.isnan(lo) else m - lo for m, lo, _ in stats], [0 if math.isnan(hi) else hi - m for m, _, hi in stats]]
+        ax.bar(rows, [m for m, _, _ in stats], yerr=errors, capsize=3, color=[f"C{i}" for i in range(len(rows))])
+        ax.set(title=title, ylim=(0, 1))
+        ax.tick_params(axis="x", rotation=30)
+    _save_figure(fig, path)
+
+
+def load_runs(path: str) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)["runs"]
+
