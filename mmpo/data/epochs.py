@@ -40,16 +40,22 @@ class EpochSampler(Sampler):
 
 def tag_epochs(loader: DataLoader) -> DataLoader:
     """``loader`` (as ``Trainer.get_train_dataloader`` returns it, prepared by accelerate)
-    with its sampler wrapped in :class:`EpochSampler`. The batch sampler is one level down
-    under multi-process sharding (``BatchSamplerShard``) and on a resumed epoch."""
-    batch_sampler = loader.batch_sampler
-    while not hasattr(batch_sampler, "sampler") and hasattr(batch_sampler, "batch_sampler"):
-        batch_sampler = batch_sampler.batch_sampler
-    if batch_sampler is None or not hasattr(batch_sampler, "sampler"):
+    with its sampler wrapped in :class:`EpochSampler`. Under multi-process sharding the
+    batch sampler that draws the indices sits under ``BatchSamplerShard``, and accelerate
+    keeps a second reference to the sampler on the shard: every level gets the wrapper."""
+    levels, level = [], loader.batch_sampler
+    while level is not None:
+        levels.append(level)
+        level = getattr(level, "batch_sampler", None)
+    sampler = getattr(levels[-1], "sampler", None) if levels else None
+    if sampler is None:
         raise RuntimeError(
             f"cannot attach the epoch to the training sampler (batch sampler {type(loader.batch_sampler).__name__}); "
             "mmpo needs it to build each epoch's corrupted image"
         )
-    if not isinstance(batch_sampler.sampler, EpochSampler):
-        batch_sampler.sampler = EpochSampler(batch_sampler.sampler)
+    if not isinstance(sampler, EpochSampler):
+        tagged = EpochSampler(sampler)
+        for level in levels:
+            if hasattr(level, "sampler"):
+                level.sampler = tagged
     return loader

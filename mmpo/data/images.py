@@ -133,8 +133,8 @@ def _check_pixels(img: Image.Image, source, location: str, field: str, max_pixel
     if width * height > max_pixels:
         raise DataError(
             location, field,
-            f"image {source} is {width}×{height} ({width * height / 1e6:.1f} megapixels), over the "
-            f"--max_image_pixels limit of {max_pixels / 1e6:.1f} megapixels; shrink it, raise the limit, "
+            f"image {source} is {width}×{height} = {width * height:,} pixels, over the "
+            f"--max_image_pixels limit of {max_pixels:,}; shrink it, raise the limit, "
             "or skip the row with --skip_invalid_rows",
             "image_too_large",
         )

@@ -242,6 +242,47 @@ def qa_command(argv: list[str]) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------- AMBER
+@dataclass
+class AmberArgs:
+    """``mmpo eval amber``: AMBER's generative and discriminative figures, as its inference.py prints them."""
+
+    amber_dir: str = field(metadata={"help": "AMBER's data/ folder (annotations.json, relation.json, safe_words.txt, metrics.txt, query/) or its checkout."})
+    responses: str | None = field(default=None, metadata={"help": "AMBER responses: a JSON list of {id, response} (not needed with --model)."})
+    evaluation: str = field(default="a", metadata={"help": "inference.py's --evaluation_type: a (all), g, d, de, da, dr."})
+    images: str | None = field(default=None, metadata={"help": "With --model: AMBER's image folder."})
+    similarity_score: float = field(default=0.8, metadata={"help": "Word-vector similarity threshold (needs spaCy's en_core_web_lg; without it exact matching, reported as *_exact)."})
+
+
+def amber_responses(answers: str, path: str) -> str:
+    """``mmpo generate``'s answers JSONL as AMBER's responses file ``[{"id", "response"}]``."""
+    import json
+
+    from mmpo.pairs.store import read_json_lines_tolerant
+    from mmpo.io import write_text_atomic
+
+    rows = [{"id": int(r["id"]), "response": r["answer"]} for r in read_json_lines_tolerant(answers)]
+    write_text_atomic(path, json.dumps(sorted(rows, key=lambda r: r["id"]), ensure_ascii=False, indent=1) + "\n")
+    return path
+
+
+def amber_command(argv: list[str]) -> int:
+    from mmpo.eval.benchmarks.amber import amber_questions, evaluate_amber
+
+    args, common, gen = _parse("mmpo eval amber", argv, AmberArgs, Common, GenerationOptions)
+    responses = args.responses
+    if gen.model:
+        if not args.images:
+            raise ValueError("--model needs --images (AMBER's image folder)")
+        answers = generate_for(amber_questions(args.amber_dir, args.images, args.evaluation), args.images, common.out, gen)
+        responses = amber_responses(answers, work_path(common.out, "responses.json"))
+    elif not responses:
+        raise ValueError("give --responses (an answers file) or --model with --images")
+    run(lambda path: evaluate_amber(path, args.amber_dir, args.evaluation, similarity_score=args.similarity_score),
+        responses, common.out, common.label)
+    return 0
+
+
 # ------------------------------------------------------------------------------------ MMHal
 @dataclass
 class MMHalArgs:
@@ -308,6 +349,7 @@ EVAL_COMMANDS = {
     "chair": chair_command,
     "object-halbench": object_halbench_command,
     "pope": pope_command,
+    "amber": amber_command,
     "qa": qa_command,
     "mmhal": mmhal_command,
     "reliance": reliance_command,

@@ -73,6 +73,7 @@ class PreferenceTrainer(Trainer):
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self.nonfinite_skipped = 0  # optimizer steps skipped for a non-finite gradient (--skip_nonfinite_batches)
         self._window_rows: list[str] = []  # rows of the accumulation window under way
+        self._last_window_rows: list[str] = []  # and of the last finished one
         # One vision-tower pass per step for policy and reference, when neither can change it.
         self.reuse_image_features = (
             args.reuse_image_features
@@ -191,19 +192,20 @@ class PreferenceTrainer(Trainer):
         loss = super().training_step(model, inputs, num_items_in_batch)
         can_skip = self.args.skip_nonfinite_batches and not self.is_deepspeed_enabled
         if not torch.isfinite(loss) and not can_skip:
-            raise self.diverged(f"the loss is {loss.item()}", inputs["row_ids"])
+            raise self.diverged(f"at step {self.state.global_step + 1}: the loss is {loss.item()}", inputs["row_ids"])
         if self.accelerator.sync_gradients:
             if isinstance(model, nn.parallel.DistributedDataParallel):
                 average_gradients(model)
             if not self.args.fp16 and not gradients_finite(model):  # fp16: the grad scaler skips overflows itself
                 if not can_skip:
-                    raise self.diverged("the gradient is not finite", self._window_rows)
+                    raise self.diverged(f"at step {self.state.global_step + 1}: the gradient is not finite",
+                                        self._window_rows)
                 model.zero_grad(set_to_none=True)
                 self.nonfinite_skipped += 1
-            self._window_rows = []
+            self._last_window_rows, self._window_rows = self._window_rows, []
         return loss
 
-    def diverged(self, what: str, row_ids: list[str]) -> TrainingDiverged:
+    def diverged(self, what: str, row_ids: list[str], skippable: bool = True) -> TrainingDiverged:
         """The error that stops a diverged run: where, which rows, and what to do next."""
         sources = {row.id: row.source for row in self.train_dataset} if hasattr(self.train_dataset, "examples") else {}
         shown = ", ".join(f"{r} ({sources[r]})" if r in sources else str(r) for r in row_ids[:8])
@@ -215,16 +217,17 @@ class PreferenceTrainer(Trainer):
         else:
             resume = "no checkpoint was saved before it"
         return TrainingDiverged(
-            f"training diverged at step {self.state.global_step + 1} (epoch {self.state.epoch or 0:.2f}): {what}, "
-            f"in the batch of rows {shown}{more}; {resume}. No adapter was written. "
-            "(--skip_nonfinite_batches skips such batches instead, counting them.)"
+            f"training diverged {what} (epoch {self.state.epoch or 0:.2f}), in the batch of rows {shown}{more}; "
+            f"{resume}. No adapter was written."
+            + (" (--skip_nonfinite_batches skips such batches instead, counting them.)" if skippable else "")
         )
 
     def check_parameters(self) -> None:
         """Raise :class:`TrainingDiverged` rather than save non-finite weights."""
         params = [p for p in self.model.parameters() if p.requires_grad]
         if params and not torch.stack([torch.isfinite(p).all() for p in params]).all():
-            raise self.diverged("the trained weights are not finite", list(self._window_rows))
+            raise self.diverged(f"after step {self.state.global_step}: the trained weights are not finite",
+                                self._last_window_rows, skippable=False)
 
     # -- logging and state -------------------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:

@@ -160,3 +160,81 @@ def test_all_rows_bad_is_an_error_even_when_skipping(root):
     write_jsonl(root / "p.jsonl", [good_row(chosen="")])
     with pytest.raises(DataError, match="no usable preference rows"):
         load_preferences(str(root / "p.jsonl"), skip_invalid=True)
+
+
+def test_invalid_utf8_names_file_line_and_column_and_is_skippable(root):
+    path = root / "prefs.jsonl"
+    lines = [json.dumps(good_row()).encode(), json.dumps(good_row(id="r2", prompt="caf\u00e9")).encode().replace(
+        b"caf\\u00e9", b"caf\xff"), json.dumps(good_row(id="r3")).encode()]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(DataError, match=r"prefs.jsonl:2: is not valid UTF-8 \(byte 0xff at column \d+\)"):
+        load_preferences(str(path))
+    data = load_preferences(str(path), skip_invalid=True)
+    assert [row.id for row in data] == ["r1", "r3"] and dict(data.report.skipped) == {"bad_encoding": 1}
+    (root / "list.json").write_bytes(b'[\n{"prompt": "caf\xe9"}\n]')  # Latin-1, in a whole-file JSON format
+    with pytest.raises(DataError, match=r"list.json:2: is not valid UTF-8 \(byte 0xe9 at column 16\)"):
+        load_preferences(str(root / "list.json"))
+
+
+def test_hostile_json_lines_are_bad_rows(root):
+    path = root / "prefs.jsonl"
+    write_jsonl(path, [
+        "\ufeff" + json.dumps(good_row()),  # a byte-order mark on line 1 is fine
+        "[" * 100_000 + "]" * 100_000,  # nesting deeper than the parser's recursion
+        '{"id": "r3", "n": ' + "9" * 5000 + "}",  # an integer longer than Python parses
+        json.dumps(good_row(id="r4", prompt="\ud800 oops")),  # an escaped lone surrogate: valid JSON, not text
+        json.dumps(good_row(id=None)),
+        json.dumps(good_row(id="r6", image=[])),
+    ])
+    data = load_preferences(str(path), skip_invalid=True)
+    assert [row.id for row in data] == ["r1"]
+    assert [(r["line"], r["reason"]) for r in data.report.records] == [
+        (2, "bad_json"), (3, "bad_json"), (4, "bad_encoding"), (5, "wrong_type"), (6, "missing_field")]
+
+
+def test_skipped_rows_are_recorded_with_file_line_reason_and_message(root):
+    path = root / "prefs.jsonl"
+    write_jsonl(path, [good_row(), good_row(id="r2", chosen=""), "{oops", good_row(id="r4", image="img/none.png")])
+    data = load_preferences(str(path), skip_invalid=True)
+    data.report.write_skipped(str(root / "skipped.jsonl"))
+    records = [json.loads(line) for line in open(root / "skipped.jsonl")]
+    assert [(r["file"], r["line"], r["field"], r["reason"]) for r in records] == [
+        (str(path), 2, "chosen", "empty_chosen"), (str(path), 3, None, "bad_json"),
+        (str(path), 4, "image", "missing_image")]
+    assert all(r["message"].startswith(f"{path}:{r['line']}") for r in records)
+    (root / "list.json").write_text(json.dumps([{"prompt": "p", "chosen": "a", "rejected": "a", "img_path": "img/a.png"}]))
+    with pytest.raises(DataError) as err:  # every row skipped: the error carries the report to record
+        load_preferences(str(root / "list.json"), skip_invalid=True)
+    assert err.value.report.records == [{"file": str(root / "list.json"), "line": None, "field": "rejected",
+                                         "reason": "identical_pair", "index": 0,
+                                         "message": err.value.report.errors[0]}]
+
+
+def test_check_row_is_applied_and_skippable(root):
+    path = root / "prefs.jsonl"
+    write_jsonl(path, [good_row(), good_row(id="long", prompt="x " * 50)])
+
+    def short_prompts(row):
+        if len(row.prompt) > 20:
+            raise DataError(row.source, "prompt", "is too long", "prompt_too_long")
+
+    with pytest.raises(DataError, match=r"prefs.jsonl:2: field 'prompt': is too long"):
+        load_preferences(str(path), check_row=short_prompts)
+    data = load_preferences(str(path), check_row=short_prompts, skip_invalid=True)
+    assert [row.id for row in data] == ["r1"] and dict(data.report.skipped) == {"prompt_too_long": 1}
+
+
+def test_oversize_image_is_a_skippable_row(root):
+    from tests.data.test_images import png_bytes
+
+    (root / "img/huge.png").write_bytes(png_bytes(30000, 30000, b"\x00" * 100))
+    path = root / "prefs.jsonl"
+    write_jsonl(path, [good_row(image="img/huge.png"), good_row(id="r2")])
+    with pytest.raises(DataError, match=r"prefs.jsonl:1: field 'image': image .*huge.png is too large"):
+        load_preferences(str(path))
+    data = load_preferences(str(path), skip_invalid=True)
+    assert [row.id for row in data] == ["r2"] and dict(data.report.skipped) == {"image_too_large": 1}
+    write_jsonl(path, [good_row()])  # 16×16
+    with pytest.raises(DataError, match=r"prefs.jsonl:1: field 'image': .* is 16×16 = 256 pixels, over the "
+                                        r"--max_image_pixels limit of 100"):
+        load_preferences(str(path), max_image_pixels=100)

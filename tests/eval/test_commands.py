@@ -44,3 +44,27 @@ def test_pope_qa_and_report_from_the_cli(tmp_path, capsys):
     assert "base" in html and "pope" in html and "qa" in html
     assert main(["eval", "pope", "--out", str(pope)]) == 1
     assert "give --predictions" in capsys.readouterr().err
+
+
+def test_amber_from_the_cli(tmp_path):
+    out = tmp_path / "amber.json"
+    assert main(["eval", "amber", "--responses", os.path.join(FIXTURES, "amber", "responses.json"),
+                 "--amber-dir", os.path.join(FIXTURES, "amber", "data"), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert {"chair_exact", "accuracy", "f1"} <= set(result["metrics"])  # no en_core_web_lg here: *_exact keys
+    assert any("en_core_web_lg" in note for note in result["notes"])
+
+
+def test_amber_with_a_model_generates_then_scores(tiny_models, tmp_path):
+    from mmpo.shapes.world import make_scene, render
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for k in range(1, 5):
+        render(make_scene(k), 32).convert("RGB").save(images / f"AMBER_{k}.jpg")
+    out = tmp_path / "amber.json"
+    assert main(["eval", "amber", "--model", tiny_models["llava"], "--amber-dir", os.path.join(FIXTURES, "amber", "data"),
+                 "--images", str(images), "--out", str(out), "--max_new_tokens", "4", "--device", "cpu"]) == 0
+    responses = json.loads((tmp_path / "amber.responses.json").read_text())
+    assert [r["id"] for r in responses] == sorted(r["id"] for r in responses) and len(responses) == 21
+    assert json.loads(out.read_text())["metrics"]

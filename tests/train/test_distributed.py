@@ -43,8 +43,9 @@ def test_running_mean_is_averaged_across_ranks(tmp_path):
 
 
 def test_ddp_ranks_train_one_model_on_sharded_data(tiny_models, pref_file, tmp_path):
-    """Each rank sees its own rows, yet after every step all ranks hold the same adapter:
-    gradients are averaged across ranks (split backward on, for its two backward passes)."""
+    """Each rank sees its own rows, each with its epoch, yet after every step all ranks hold
+    the same adapter: gradients are averaged across ranks (split backward on, for its two
+    backward passes)."""
     script = tmp_path / "ddp.py"
     script.write_text(textwrap.dedent(f"""
         import json, sys, torch, torch.distributed as dist
@@ -52,7 +53,7 @@ def test_ddp_ranks_train_one_model_on_sharded_data(tiny_models, pref_file, tmp_p
         from mmpo.train import PreferenceTrainer, TrainConfig
         from mmpo.train.run import build_model, load_training_data
         config = TrainConfig(output_dir={str(tmp_path / "o")!r}, model={tiny_models["llava"]!r}, data={pref_file!r},
-                             objective="mdpo", split_backward=True, use_cpu=True, max_steps=3,
+                             objective="mdpo", split_backward=True, use_cpu=True, max_steps=4,
                              per_device_train_batch_size=1, gradient_accumulation_steps=1, learning_rate=1e-2,
                              warmup_steps=0, lora_r=4, lora_alpha=8, lora_dropout=0.0, save_strategy="no",
                              report_to="none", disable_tqdm=True)
@@ -61,7 +62,7 @@ def test_ddp_ranks_train_one_model_on_sharded_data(tiny_models, pref_file, tmp_p
         trainer = PreferenceTrainer(model, config, data, load_processor(config.model), ref_model=ref)
         seen = []
         collate = trainer.data_collator
-        trainer.data_collator = lambda rows: (seen.extend(r.id for r in rows), collate(rows))[1]
+        trainer.data_collator = lambda rows: (seen.extend((r.id, e) for r, e in rows), collate(rows))[1]
         trainer.train()
         rank = dist.get_rank()
         torch.save({{n: p.detach() for n, p in model.named_parameters() if p.requires_grad}}, sys.argv[1] + f".{{rank}}.pt")
@@ -71,8 +72,11 @@ def test_ddp_ranks_train_one_model_on_sharded_data(tiny_models, pref_file, tmp_p
     import torch
 
     logs = [json.load(open(tmp_path / f"rank.{r}.json")) for r in (0, 1)]
-    assert not set(logs[0]["rows"]) & set(logs[1]["rows"])  # the data is sharded
-    assert logs[0]["epoch"] == pytest.approx(1.0)  # 6 rows, 1 per rank per step: one epoch in 3 steps
+    first_epoch = [{row for row, epoch in log["rows"] if epoch == 0} for log in logs]
+    assert not first_epoch[0] & first_epoch[1]  # the data is sharded
+    assert logs[0]["epoch"] == pytest.approx(4 / 3)  # 6 rows, 1 per rank per step: one epoch in 3 steps
+    for log in logs:  # each row arrives with the epoch it is drawn in, on every rank (3 per epoch, 1 prefetched)
+        assert [epoch for _, epoch in log["rows"]][:4] == [0, 0, 0, 1]
     adapters = [torch.load(tmp_path / f"rank.{r}.pt") for r in (0, 1)]
     assert adapters[0].keys() == adapters[1].keys() and adapters[0]
     assert any(v.abs().sum() > 0 for k, v in adapters[0].items() if "lora_B" in k)  # it trained

@@ -291,3 +291,28 @@ def test_recorded_trajectory(tiny_models, recorded_pref_file, tmp_path, dropout,
     print("trajectory", losses)
     assert len(losses) == 4 and losses[0] == pytest.approx(3 * 0.693147, abs=1e-4)  # all terms log 2 at step 1
     assert losses == pytest.approx(RECORDED_MDPO_LOSSES[dropout], abs=2e-4)
+
+
+@pytest.mark.parametrize("precompute", [False, True])
+def test_persistent_workers_build_each_epochs_corrupted_image(tiny_models, pref_file, tmp_path, monkeypatch,
+                                                              precompute):
+    """Persistent workers are started once, so the epoch reaches them with each index, not
+    from the trainer: two epochs (4 steps of 2 over 6 rows) train exactly as in the main
+    process, and the cached reference is looked up with the epoch of the m′ the policy scored."""
+    from mmpo.train.trainer import PreferenceTrainer
+
+    epochs = []
+    real = PreferenceTrainer.compute_loss
+    monkeypatch.setattr(PreferenceTrainer, "compute_loss",
+                        lambda self, model, inputs, *a, **kw: epochs.append(inputs["row_epochs"]) or real(
+                            self, model, inputs, *a, **kw))
+    runs = []
+    for workers in (0, 1):
+        epochs.clear()
+        runs.append(train(config(tiny_models, pref_file, tmp_path / f"p{workers}", objective="mdpo", max_steps=4,
+                                 warmup_steps=0, lora_dropout=0.0, dataloader_num_workers=workers,
+                                 dataloader_persistent_workers=workers > 0, precompute_ref_logps=precompute)))
+        assert epochs == [[0, 0], [0, 0], [0, 0], [1, 1]]  # collated by the worker, with the epoch it was drawn in
+    for main, workers in zip(*(run.history for run in runs)):
+        assert main["image/margins"] == pytest.approx(workers["image/margins"], abs=1e-6)
+        assert main["loss"] == pytest.approx(workers["loss"], abs=1e-6)
