@@ -65,7 +65,7 @@ class DemoConfig:
     eval_scenes: int = field(default=120, metadata={"help": "Held-out evaluation scenes."})
     steps: int = field(default=120, metadata={"help": "Training steps per method (batch 16)."})
     seed: int = field(default=0, metadata={"help": "First seed."})
-    pretrain_steps: int | None = field(default=None, metadata={"help": "SFT steps of the base VLM (default 1000; 400 with --quick)."})
+    pretrain_steps: int | None = field(default=None, metadata={"help": "SFT steps of the base VLM (default 1500; 400 with --quick)."})
     learning_rate: float = field(default=TUNED_LEARNING_RATE, metadata={"help": "LoRA learning rate shared by every method (default: the --tune choice)."})
     tune: bool = field(default=False, metadata={"help": "Choose the learning rate on validation scenes (writes tune.md), instead of the experiment."})
     tune_grid: str = field(default="1e-4,2e-4,5e-4,1e-3", metadata={"help": "Learning rates --tune tries."})

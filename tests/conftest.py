@@ -39,3 +39,13 @@ def pref_file(tmp_path_factory):
                    "chosen": caption(scene.objects), "rejected": "There is a purple star at the top."}
             f.write(json.dumps(row) + "\n")
     return str(root / "pairs.jsonl")
+
+
+@pytest.fixture(scope="session")
+def llava(tiny_models):
+    """The tiny LLaVA loaded once: (model, processor)."""
+    import torch
+
+    from mmpo.model import load_model, load_processor
+
+    return load_model(tiny_models["llava"], dtype=torch.float32), load_processor(tiny_models["llava"])

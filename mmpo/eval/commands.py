@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 
 from mmpo.eval.generate import GenerateFiles, GenerationOptions, generate_answers
-from mmpo.eval.harness import decode_inline_image, generate_for, run, work_path
+from mmpo.eval.harness import answers_or_generate, decode_inline_image, run, work_path
 
 COCO_PROMPT = "Please describe this image in detail."
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -75,14 +75,13 @@ def chair_command(argv: list[str], benchmark: str = "chair") -> int:
     from mmpo.eval.benchmarks.coco_chair import evaluate_chair
 
     args, common, gen = _parse(f"mmpo eval {benchmark}", argv, ChairArgs, Common, GenerationOptions)
-    answers = args.captions
-    if gen.model:
+    def questions():
         if not args.coco_images:
             raise ValueError("--model needs --coco_images (the COCO val2014 image folder)")
-        questions = coco_questions(args.coco_images, args.num_images, args.sample_seed, args.prompt)
-        answers = generate_for(questions, args.coco_images, common.out, gen)
-    elif not answers:
-        raise ValueError("give --captions (an answers file) or --model (to generate them)")
+        return coco_questions(args.coco_images, args.num_images, args.sample_seed, args.prompt), args.coco_images
+
+    answers = answers_or_generate(args.captions, gen, common.out, questions, answers_flag="--captions",
+                                  model_needs="--coco_images")
     run(lambda path: evaluate_chair(path, args.coco_annotations, args.coco_captions or None,
                                     image_id_key=args.image_id_key, caption_key=args.caption_key, benchmark=benchmark),
         answers, common.out, common.label)
@@ -138,15 +137,14 @@ def object_halbench_command(argv: list[str]) -> int:
     from mmpo.eval.benchmarks.coco_chair import evaluate_chair
 
     args, common, gen = _parse("mmpo eval object-halbench", argv, ObjectHalBenchArgs, Common, GenerationOptions)
-    answers = args.answers
-    if gen.model:
+    def questions():
         if not args.questions:
             raise ValueError("--model needs --questions (Object HalBench's question file)")
         root = args.images or os.path.dirname(os.path.abspath(args.questions))
-        questions, image_root = object_halbench_questions(args.questions, root, common.out)
-        answers = generate_for(questions, image_root, common.out, gen)
-    elif not answers:
-        raise ValueError("give --answers (an answers file) or --model with --questions")
+        return object_halbench_questions(args.questions, root, common.out)
+
+    answers = answers_or_generate(args.answers, gen, common.out, questions, answers_flag="--answers",
+                                  model_needs="--questions")
     extractor = None
     if args.judge_url:
         from mmpo.eval.benchmarks.object_extraction import extract_objects
@@ -200,13 +198,14 @@ def pope_command(argv: list[str]) -> int:
     from mmpo.eval.benchmarks.pope import evaluate_pope, pope_questions
 
     args, common, gen = _parse("mmpo eval pope", argv, PopeArgs, Common, GenerationOptions)
-    predictions, label_file = args.predictions, args.label_file
-    if gen.model:
+    def questions():
         if not args.questions or not args.images:
             raise ValueError("--model needs --questions (POPE question files) and --images (COCO val2014 folder)")
-        predictions, label_file = generate_for(pope_questions(args.questions, args.images), args.images, common.out, gen), None
-    elif not predictions:
-        raise ValueError("give --predictions (an answers file) or --model with --questions and --images")
+        return pope_questions(args.questions, args.images), args.images
+
+    predictions = answers_or_generate(args.predictions, gen, common.out, questions, answers_flag="--predictions",
+                                      model_needs="--questions and --images")
+    label_file = None if gen.model else args.label_file  # generated rows carry their labels
     run(lambda path: evaluate_pope(path, label_file), predictions, common.out, common.label)
     return 0
 
@@ -227,17 +226,16 @@ def qa_command(argv: list[str]) -> int:
     from mmpo.pairs.inputs import load_prompt_rows
 
     args, common, gen = _parse("mmpo eval qa", argv, QAArgs, Common, GenerationOptions)
-    answers = args.answers
-    if gen.model:
+    def questions():
         if not args.questions:
             raise ValueError("--model needs --questions")
         root = args.image_root or os.path.dirname(os.path.abspath(args.questions))
-        rows = load_prompt_rows(args.questions, image_root=root)  # checked here, before the model loads
-        questions = [{k: v for k, v in r.fields.items() if k not in ("answer", "response", "prediction")}
-                     | {"id": r.id, "prompt": r.prompt} for r in rows]
-        answers = generate_for(questions, root, common.out, gen)
-    elif not answers:
-        raise ValueError("give --answers (an answers file) or --model with --questions")
+        rows = load_prompt_rows(args.questions, image_root=root)
+        return [{k: v for k, v in r.fields.items() if k not in ("answer", "response", "prediction")}
+                | {"id": r.id, "prompt": r.prompt} for r in rows], root
+
+    answers = answers_or_generate(args.answers, gen, common.out, questions, answers_flag="--answers",
+                                  model_needs="--questions")
     run(lambda path: evaluate_qa(path, bare_answers=args.bare_answers), answers, common.out, common.label)
     return 0
 
@@ -270,14 +268,15 @@ def amber_command(argv: list[str]) -> int:
     from mmpo.eval.benchmarks.amber import amber_questions, evaluate_amber
 
     args, common, gen = _parse("mmpo eval amber", argv, AmberArgs, Common, GenerationOptions)
-    responses = args.responses
-    if gen.model:
+    def questions():
         if not args.images:
             raise ValueError("--model needs --images (AMBER's image folder)")
-        answers = generate_for(amber_questions(args.amber_dir, args.images, args.evaluation), args.images, common.out, gen)
-        responses = amber_responses(answers, work_path(common.out, "responses.json"))
-    elif not responses:
-        raise ValueError("give --responses (an answers file) or --model with --images")
+        return amber_questions(args.amber_dir, args.images, args.evaluation), args.images
+
+    responses = answers_or_generate(args.responses, gen, common.out, questions, answers_flag="--responses",
+                                    model_needs="--images")
+    if gen.model:
+        responses = amber_responses(responses, work_path(common.out, "responses.json"))
     run(lambda path: evaluate_amber(path, args.amber_dir, args.evaluation, similarity_score=args.similarity_score),
         responses, common.out, common.label)
     return 0
@@ -307,14 +306,14 @@ def mmhal_command(argv: list[str]) -> int:
     args, common, gen = _parse("mmpo eval mmhal", argv, MMHalArgs, Common, GenerationOptions)
     client = JudgeClient(args.judge_url, args.judge_model, api_key_env=args.judge_key_env,
                          timeout=args.judge_timeout, max_retries=args.judge_retries)
-    responses = args.responses
-    if gen.model:
+    def questions():
         if not args.template:
             raise ValueError("--model needs --template (MMHal's response_template.json)")
         images = args.images or os.path.join(os.path.dirname(os.path.abspath(args.template)), "images")
-        responses = generate_for(mmhal_questions(args.template, images), images, common.out, gen)
-    elif not responses:
-        raise ValueError("give --responses (an answers file) or --model with --template")
+        return mmhal_questions(args.template, images), images
+
+    responses = answers_or_generate(args.responses, gen, common.out, questions, answers_flag="--responses",
+                                    model_needs="--template")
     cache = args.judge_cache or cache_path_for(common.out)
     run(lambda path: evaluate_mmhal(path, client, cache, max_tokens=args.judge_max_tokens), responses, common.out,
         common.label)

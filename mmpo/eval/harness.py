@@ -60,6 +60,21 @@ def generate_for(questions: list[dict], image_root: str, out: str, generation: G
     return answers
 
 
+def answers_or_generate(
+    given: str | None, generation: GenerationOptions, out: str, questions: Callable[[], tuple[list[dict], str]],
+    *, answers_flag: str, model_needs: str,
+) -> str:
+    """The answers file to score: the user's (``given``), or — with ``--model`` — the one
+    generated for ``questions()`` (its rows and their image folder; built only then, so a
+    missing benchmark file fails before any model loads)."""
+    if generation.model:
+        rows, image_root = questions()
+        return generate_for(rows, image_root, out, generation)
+    if not given:
+        raise ValueError(f"give {answers_flag} (an answers file) or --model with {model_needs}")
+    return given
+
+
 def run(score: Callable[[str], EvalResult], answers: str, out: str, label: str = "") -> EvalResult:
     """Score ``answers`` and write the result; print where it went and the headline figures."""
     result = score(answers)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import os
-import re
 import tempfile
 from collections.abc import Mapping
 from typing import Any
@@ -147,15 +146,9 @@ def plot_results(results: Mapping[str, Any], path: str) -> None:
 def mark_hallucinations(text: str, hallucinated: list[str]) -> str:
     """``text`` HTML-escaped, each occurrence of a hallucinated "<colour> <shape>" phrase
     (any case, singular or plural) wrapped in ``<mark class="hal">``."""
-    if not hallucinated:
-        return html.escape(text)
-    phrases = "|".join(r"\s+".join(map(re.escape, name.split())) for name in hallucinated)
-    pattern = re.compile(rf"\b(?:{phrases})(?:e?s)?\b", re.IGNORECASE)
-    out, last = [], 0
-    for match in pattern.finditer(text):
-        out += [html.escape(text[last:match.start()]), f'<mark class="hal">{html.escape(match.group(0))}</mark>']
-        last = match.end()
-    return "".join(out) + html.escape(text[last:])
+    from mmpo.eval.compare import mark_phrases
+
+    return mark_phrases(text, hallucinated)
 
 
 def _data_uri(path: str) -> str:

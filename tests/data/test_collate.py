@@ -70,3 +70,52 @@ def test_explicit_rejected_image_is_used(llava_processor, pref_file, tmp_path):
     batch = PreferenceCollator(llava_processor, corruption=CorruptionConfig())(rows)
     black = llava_processor(text=["USER: <image>\nx ASSISTANT:"], images=[[Image.open(path)]], return_tensors="pt")
     assert torch.allclose(batch["pixel_values"][2], black["pixel_values"][0])
+
+
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl", "idefics3"])
+def test_prompt_length_at_load_is_the_batch_prompt_length(tiny_models, tmp_path, family):
+    """The length counted at load (no pixels decoded: text tokens plus what the processor
+    adds for images of these sizes) is the one the batch has, for every family, image
+    count and size."""
+    from PIL import Image
+
+    from mmpo.data.schema import PreferenceExample
+
+    processor = load_processor(tiny_models[family])
+    collator = PreferenceCollator(processor)
+    for k, (sizes, prompt) in enumerate([([(32, 32)], "Describe the image."), ([(64, 40), (40, 96)], "Compare them."),
+                                         ([(57, 31)], "A longer question, with punctuation: does it count? " * 3)]):
+        paths = []
+        for j, size in enumerate(sizes):
+            paths.append(str(tmp_path / f"{k}-{j}.png"))
+            Image.new("RGB", size, (9, 99, 199)).save(paths[-1])
+        row = PreferenceExample(id=str(k), images=paths, prompt=prompt, chosen="yes", rejected="no", source=f"f:{k}")
+        batch = collator([row])
+        in_batch = int((batch["attention_mask"][0].bool() & ~batch["response_mask"][0]).sum())
+        assert collator.prompt_length(prompt, paths) == in_batch, (family, sizes)
+
+
+def test_check_row_raises_the_batch_error_at_load(llava_processor, pref_file):
+    rows = list(load_preferences(pref_file))[:1]
+    length = PreferenceCollator(llava_processor).prompt_length(rows[0].prompt, rows[0].images)
+    PreferenceCollator(llava_processor, max_prompt_length=length).check_row(rows[0])
+    with pytest.raises(DataError, match=rf"pairs.jsonl:1: field 'prompt': is {length} tokens with its image") as err:
+        PreferenceCollator(llava_processor, max_prompt_length=length - 1).check_row(rows[0])
+    assert err.value.reason == "prompt_too_long" and "--skip_invalid_rows" in str(err.value)
+    no_image = PreferenceCollator(llava_processor, no_image=True, max_prompt_length=length - 1)
+    no_image.check_row(rows[0])  # without its 16 image tokens the prompt fits
+
+
+def test_rows_carry_their_epoch(llava_processor, pref_file):
+    """A row handed over with its epoch gets that epoch's m′, whatever the collator's own
+    ``epoch`` says (so a worker process needs no state from the trainer)."""
+    rows = list(load_preferences(pref_file))[:2]
+    collator = PreferenceCollator(llava_processor, corruption=CorruptionConfig(seed=5))
+    epoch_one = collator([(row, 1) for row in rows])
+    collator.epoch = 1
+    assert torch.equal(epoch_one["pixel_values"], collator(rows)["pixel_values"])
+    assert epoch_one["row_epochs"] == [1, 1] and collator(rows)["row_epochs"] == [1, 1]
+    collator.epoch = 0
+    assert not torch.equal(epoch_one["pixel_values"][4:], collator(rows)["pixel_values"][4:])
+    data = load_preferences(pref_file)
+    assert data[(3, 2)] == (data[3], 2)

@@ -9,19 +9,11 @@ import pytest
 
 from mmpo.cli import main
 from mmpo.eval.generate import GenerateFiles, GenerationOptions, answer_rows, generate_answers
-from mmpo.model import load_model, load_processor
 from mmpo.pairs.inputs import load_prompt_rows
 from mmpo.pairs.store import PairStore
 from mmpo.shapes.world import make_scene, render
 
 COCO = os.path.join(os.path.dirname(__file__), "fixtures", "coco", "annotations")
-
-
-@pytest.fixture(scope="module")
-def llava(tiny_models):
-    import torch
-
-    return load_model(tiny_models["llava"], dtype=torch.float32), load_processor(tiny_models["llava"])
 
 
 @pytest.fixture

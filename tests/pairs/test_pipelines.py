@@ -9,19 +9,11 @@ import pytest
 
 from mmpo.cli import main
 from mmpo.data import load_preferences
-from mmpo.model import load_model, load_processor
 from mmpo.pairs import CorrectnessConfig, DropoutNTPConfig, correctness, dropout_ntp, load_prompt_rows
 from mmpo.pairs.correctness import make_pairs
 from mmpo.pairs.dropout_ntp import word_prefix
 from mmpo.pairs.store import PairStore
 from mmpo.shapes.world import caption, make_scene, render
-
-
-@pytest.fixture(scope="module")
-def llava(tiny_models):
-    import torch
-
-    return load_model(tiny_models["llava"], dtype=torch.float32), load_processor(tiny_models["llava"])
 
 
 @pytest.fixture
