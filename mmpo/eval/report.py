@@ -27,15 +27,20 @@ COLUMNS = [  # (metric key, header, shown as a percentage)
     ("qa_accuracy", "QA acc ↑", True),
     ("pope_accuracy", "POPE acc ↑", True),
     ("pope_f1", "POPE F1 ↑", True),
-    ("image_reliance", "image reliance ↑", False),
+    ("image_reliance", "reliance (crop) ↑", False),
+    ("reliance_blank", "reliance (blank) ↑", False),
+    ("words", "words", False),
+    ("truth_logp", "true-caption log-lik", False),
 ]
 LEGEND = (
     "Rates in %, mean ± std over seeds where shown. CHAIR_s: captions with a hallucinated object; "
     "CHAIR_i: hallucinated share of mentioned objects (distinct objects per caption); "
     "cover: ground-truth objects mentioned; QA acc: correct answers to questions about the scene; "
-    "POPE acc / F1: yes/no object-existence probing (adversarial negatives, \"yes\" positive); "
-    "image reliance: mean per-token drop of the log-likelihood of the model's own captions "
-    "when the image is corrupted (nats)."
+    "POPE acc / F1: yes/no object-existence probing scored by POPE's evaluate.py rules (adversarial negatives: "
+    "the absent objects the world's priors suggest; \"yes\" positive); "
+    "reliance: mean per-token drop of the log-likelihood of the model's own captions "
+    "when the image is replaced by CoPO's training crop, or by a blank image CoPO never trains on (nats); words: mean caption length; true-caption log-lik: mean per-token "
+    "log-likelihood of the evaluation scenes' true captions (nats; it falls when training over-optimises)."
 )
 CURVES = [("loss", "loss"), ("rewards/margins", "reward margin"), ("image/margins", "image-conditional margin")]
 BARS = [("chair_s", "CHAIR_s ↓"), ("chair_i", "CHAIR_i ↓"), ("cover", "cover ↑"), ("pope_f1", "POPE F1 ↑")]

@@ -156,6 +156,7 @@ def run_study(config) -> dict:
     from mmpo.shapes.world import make_scene
 
     started = time.time()
+    torch.set_num_threads(1)  # as the demo: the same numbers on any machine
     os.makedirs(config.out, exist_ok=True)
     eval_scenes = [make_scene(EVAL_SEED_OFFSET + i, scene_id=f"eval{i}") for i in range(config.eval_scenes)]
     results_path = os.path.join(config.out, "study.json")
