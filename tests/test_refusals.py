@@ -75,6 +75,7 @@ def test_skipping_nonfinite_batches_is_counted_and_logs_the_real_loss(tiny_model
     losses = [h["loss"] for h in result.history]
     assert math.isfinite(losses[0]) and all(math.isnan(x) for x in losses[1:])  # never a silent 0
     assert [h["nonfinite_skipped"] for h in result.history] == [0, 1, 2]
+    assert all(math.isnan(h["grad_norm"]) for h in result.history[1:])
     assert finite_adapter(tmp_path / "run")
 
 
@@ -134,6 +135,30 @@ def test_prompt_over_the_limit_is_refused_at_load_in_train_and_pairs(tiny_models
                "--out", str(data_dir / "out.jsonl"), "--max_prompt_length", "60", "--device", "cpu"])
     assert rc == 1 and "p.jsonl:5: field 'prompt'" in capsys.readouterr().err
     assert not (data_dir / "out.jsonl").exists()  # nothing generated
+
+
+def test_pairs_checks_the_prompt_its_pairs_will_carry(tiny_models, data_dir):
+    """The correctness pipeline writes the question plus its answer instruction as the
+    prompt: that is the one measured against the limit."""
+    from mmpo.cli import PairsArgs, load_pair_inputs
+    from mmpo.data import DataError
+    from mmpo.data.collate import PreferenceCollator
+    from mmpo.model import load_processor
+    from mmpo.pairs import CorrectnessConfig
+
+    write_rows(data_dir / "qa.jsonl", [{"id": "q", "image": "images/s0.png", "question": "How many?", "answer": 1}])
+    processor = load_processor(tiny_models["llava"])
+    config = CorrectnessConfig()
+    image = [str(data_dir / "images" / "s0.png")]
+    bare = PreferenceCollator(processor).prompt_length("How many?", image)
+    written = PreferenceCollator(processor).prompt_length(config.pair_prompt("How many?"), image)
+    assert written > bare
+    args = PairsArgs(model=tiny_models["llava"], data=str(data_dir / "qa.jsonl"), out=str(data_dir / "o.jsonl"),
+                     max_prompt_length=written)
+    assert len(load_pair_inputs(args, config, processor, "answer")) == 1
+    args.max_prompt_length = written - 1
+    with pytest.raises(DataError, match=rf"qa.jsonl:1: field 'prompt': is {written} tokens"):
+        load_pair_inputs(args, config, processor, "answer")
 
 
 # -- a line with invalid UTF-8 --------------------------------------------------------------------

@@ -172,10 +172,10 @@ def eight_bit(img: Image.Image) -> Image.Image:
         return Image.fromarray((values >> 8).astype(np.uint8), "L")
     if mode == "F":
         raise UnsupportedImage("a floating-point image has no defined value range; save it as an 8- or 16-bit image")
+    if mode in ("L", "RGB", "RGBA") and "transparency" not in img.info:
+        return img
     if mode in ALPHA_MODES or "transparency" in img.info:
         return img.convert("RGBA")
-    if mode in ("L", "RGB"):
-        return img
     try:
         return img.convert("RGB")
     except ValueError as exc:

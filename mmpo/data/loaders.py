@@ -45,7 +45,7 @@ class PreferenceData:
         return len(self.examples)
 
     def __getitem__(self, index: int | tuple[int, int]) -> PreferenceExample | tuple[PreferenceExample, int]:
-        """``data[i]`` is row i; ``data[(i, epoch)]`` (what :class:`mmpo.data.collate.EpochSampler`
+        """``data[i]`` is row i; ``data[(i, epoch)]`` (what :class:`mmpo.data.epochs.EpochSampler`
         yields) is ``(row i, epoch)``, so the collator knows the epoch in any worker process."""
         if isinstance(index, tuple):
             i, epoch = index

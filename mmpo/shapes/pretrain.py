@@ -15,6 +15,7 @@ module's imports) and the torch / transformers versions, so a cache written by o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -91,9 +92,11 @@ def weight_sources(root: str = "mmpo.shapes.pretrain") -> list[str]:
     return sorted(seen)
 
 
+@functools.lru_cache(maxsize=1)
 def code_fingerprint() -> dict[str, str]:
     """sha256 of the source of each module of :func:`weight_sources`, plus the torch and
-    transformers versions."""
+    transformers versions; read once per process, so files edited while a long run goes on
+    do not change the key of the code that run already imported."""
     import importlib.util
 
     import transformers

@@ -145,9 +145,15 @@ def render_study(runs: list[dict], config: dict) -> str:
     return "\n".join(lines)
 
 
-def run_study(config) -> dict:
-    """Train and evaluate every condition for every (base seed, pair seed); write study.md,
-    study.json and study.png under ``config.out``. ``config`` is the demo's DemoConfig."""
+def cells(config) -> list[tuple[int, int]]:
+    """(base index, pair index) of every run, first pair seeds of all bases first, so that
+    parallel workers start on different base models."""
+    return [(b, k) for k in range(config.pair_seeds) for b in range(config.base_seeds)]
+
+
+def run_cell(config, b: int, k: int) -> dict:
+    """Every condition of one (base seed, pair seed) run: the base model (pre-trained once and
+    cached), its pairs per DropoutNTP ratio, one trained adapter per condition, its metrics."""
     from peft import PeftModel
 
     from mmpo.demo import EVAL_SEED_OFFSET, build_pairs, evaluate, train_method
@@ -156,45 +162,94 @@ def run_study(config) -> dict:
     from mmpo.shapes.world import make_scene
 
     started = time.time()
-    torch.set_num_threads(1)  # as the demo: the same numbers on any machine
-    os.makedirs(config.out, exist_ok=True)
     eval_scenes = [make_scene(EVAL_SEED_OFFSET + i, scene_id=f"eval{i}") for i in range(config.eval_scenes)]
-    results_path = os.path.join(config.out, "study.json")
-    runs: list[dict] = []
-    for b in range(config.base_seeds):
-        pretrain = PretrainConfig(steps=config.pretrain_steps, seed=config.seed + b)
-        base_dir = shapes_vlm(pretrain)
-        processor = load_processor(base_dir)
-        base = load_model(base_dir, dtype=torch.float32).eval()
-        base_metrics, _ = evaluate(base, processor, eval_scenes)
-        for k in range(config.pair_seeds):
-            seed = config.seed + 100 * b + k
-            run = {"base_seed": config.seed + b, "pair_seed": seed, "base": base_metrics}
-            scenes = [make_scene(1_000_000 * (seed + 1) + i, scene_id=f"train{seed}-{i}", prior=pretrain.prior)
-                      for i in range(config.train_scenes)]
-            pairs: dict[float, str] = {}
-            for name, cond in CONDITIONS.items():
-                if not cond.all_runs and k > 0:
-                    continue
-                if cond.ratio not in pairs:
-                    pairs[cond.ratio] = build_pairs(base, processor, scenes, os.path.join(
-                        config.out, "data", f"base{b}-seed{seed}-ratio{cond.ratio:g}"), seed, ratio=cond.ratio)
-                run_dir = os.path.join(config.out, "runs", f"base{b}-seed{seed}", name)
-                train_method(base_dir, pairs[cond.ratio], run_dir, cond.objective, cond.no_image, config, seed,
-                             corruption=cond.corruption)
-                trained = PeftModel.from_pretrained(load_model(base_dir, dtype=torch.float32), run_dir).eval()
-                run[name], _ = evaluate(trained, processor, eval_scenes)
-                print(f"base {b} seed {seed} {name:>17}: chair_i {run[name]['chair_i']:.3f} cover {run[name]['cover']:.3f}"
-                      f"  ({time.time() - started:.0f}s)")
-            runs.append(run)
-            write_json_atomic(results_path, {"runs": runs, "config": asdict(config)})  # partial results survive a kill
+    pretrain = PretrainConfig(steps=config.pretrain_steps, seed=config.seed + b)
+    base_dir = shapes_vlm(pretrain)
+    processor = load_processor(base_dir)
+    base = load_model(base_dir, dtype=torch.float32).eval()
+    seed = config.seed + 100 * b + k
+    run = {"base_seed": config.seed + b, "pair_seed": seed}
+    run["base"], _ = evaluate(base, processor, eval_scenes)
+    scenes = [make_scene(1_000_000 * (seed + 1) + i, scene_id=f"train{seed}-{i}", prior=pretrain.prior)
+              for i in range(config.train_scenes)]
+    pairs: dict[float, str] = {}
+    for name, cond in CONDITIONS.items():
+        if not cond.all_runs and k > 0:
+            continue
+        if cond.ratio not in pairs:
+            pairs[cond.ratio] = build_pairs(base, processor, scenes, os.path.join(
+                config.out, "data", f"base{b}-seed{seed}-ratio{cond.ratio:g}"), seed, ratio=cond.ratio)
+        run_dir = os.path.join(config.out, "runs", f"base{b}-seed{seed}", name)
+        train_method(base_dir, pairs[cond.ratio], run_dir, cond.objective, cond.no_image, config, seed,
+                     corruption=cond.corruption)
+        trained = PeftModel.from_pretrained(load_model(base_dir, dtype=torch.float32), run_dir).eval()
+        run[name], _ = evaluate(trained, processor, eval_scenes)
+        print(f"base {b} seed {seed} {name:>17}: chair_i {run[name]['chair_i']:.3f} cover {run[name]['cover']:.3f}"
+              f"  ({time.time() - started:.0f}s)", flush=True)
+    return run
+
+
+def _cell_path(config, b: int, k: int) -> str:
+    return os.path.join(config.out, "cells", f"base{b}-pair{k}.json")
+
+
+def _work(config) -> None:
+    """Run every cell nobody has claimed: a cell is claimed by creating its lock file
+    (O_EXCL), done when its JSON exists — so workers share the cells and a killed study,
+    started again, reruns only the cells it had not finished."""
+    torch.set_num_threads(1)  # as the demo: the same numbers on any machine
+    os.makedirs(os.path.join(config.out, "cells"), exist_ok=True)
+    for b, k in cells(config):
+        path = _cell_path(config, b, k)
+        if os.path.exists(path):
+            continue
+        try:
+            os.close(os.open(path + ".lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        try:
+            write_json_atomic(path, run_cell(config, b, k))
+        finally:
+            os.unlink(path + ".lock")
+
+
+def run_study(config) -> dict:
+    """Every (base seed, pair seed) cell in ``config.workers`` parallel processes (resumable),
+    then study.md, study.json and study.png under ``config.out``. ``config`` is the demo's
+    DemoConfig."""
+    import multiprocessing
+
+    started = time.time()
+    os.makedirs(os.path.join(config.out, "cells"), exist_ok=True)
+    for name in os.listdir(os.path.join(config.out, "cells")):  # locks of a killed study
+        if name.endswith(".lock"):
+            os.unlink(os.path.join(config.out, "cells", name))
+    workers = max(1, min(config.workers, len(cells(config))))
+    if workers == 1:
+        _work(config)
+    else:
+        context = multiprocessing.get_context("spawn")
+        processes = [context.Process(target=_work, args=(config,)) for _ in range(workers)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+    missing = [c for c in cells(config) if not os.path.exists(_cell_path(config, *c))]
+    if missing:
+        raise RuntimeError(f"study cells {missing} did not finish; run the same command again to resume them")
+    runs = [load_json(_cell_path(config, b, k)) for b, k in cells(config)]
     summary = {"runs": runs, "config": asdict(config), "seconds": round(time.time() - started, 1)}
-    write_json_atomic(results_path, summary)
+    write_json_atomic(os.path.join(config.out, "study.json"), summary)
     text = render_study(runs, {"base_seeds": config.base_seeds, "pair_seeds": config.pair_seeds})
     write_text_atomic(os.path.join(config.out, "study.md"), text + f"\nStudy finished in {summary['seconds']:.0f}s.\n")
     plot_study(runs, os.path.join(config.out, "study.png"))
     print(text)
     return summary
+
+
+def load_json(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def plot_study(runs: list[dict], path: str) -> None:
@@ -211,9 +266,3 @@ def plot_study(runs: list[dict], path: str) -> None:
         ax.set(title=title, ylim=(0, 1))
         ax.tick_params(axis="x", rotation=30)
     _save_figure(fig, path)
-
-
-def load_runs(path: str) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)["runs"]
-

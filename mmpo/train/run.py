@@ -25,7 +25,6 @@ from mmpo.io import write_json_atomic
 from mmpo.losses import needs_reference
 from mmpo.model.lean_lora import use_lean_lora_dropout
 from mmpo.model.load import freeze_vision, language_model_lora_targets, language_model_prefix, load_model, load_processor, save_processor
-from mmpo.model.logps import sequence_logps
 from mmpo.train.config import TrainConfig
 from mmpo.train.trainer import PreferenceTrainer
 

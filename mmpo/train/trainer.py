@@ -74,6 +74,7 @@ class PreferenceTrainer(Trainer):
         self.nonfinite_skipped = 0  # optimizer steps skipped for a non-finite gradient (--skip_nonfinite_batches)
         self._window_rows: list[str] = []  # rows of the accumulation window under way
         self._last_window_rows: list[str] = []  # and of the last finished one
+        self._last_step_skipped = False
         # One vision-tower pass per step for policy and reference, when neither can change it.
         self.reuse_image_features = (
             args.reuse_image_features
@@ -196,12 +197,14 @@ class PreferenceTrainer(Trainer):
         if self.accelerator.sync_gradients:
             if isinstance(model, nn.parallel.DistributedDataParallel):
                 average_gradients(model)
+            self._last_step_skipped = False
             if not self.args.fp16 and not gradients_finite(model):  # fp16: the grad scaler skips overflows itself
                 if not can_skip:
                     raise self.diverged(f"at step {self.state.global_step + 1}: the gradient is not finite",
                                         self._window_rows)
                 model.zero_grad(set_to_none=True)
                 self.nonfinite_skipped += 1
+                self._last_step_skipped = True
             self._last_window_rows, self._window_rows = self._window_rows, []
         return loss
 
@@ -237,6 +240,8 @@ class PreferenceTrainer(Trainer):
             self._metrics.clear()
         if "loss" in logs and self.args.skip_nonfinite_batches:
             logs["nonfinite_skipped"] = self.nonfinite_skipped
+            if self._last_step_skipped and "grad_norm" in logs:
+                logs["grad_norm"] = float("nan")  # the Trainer measured the dropped gradient as 0
         super().log(logs, start_time)
 
     def mmpo_state(self) -> dict:

@@ -238,3 +238,16 @@ def test_oversize_image_is_a_skippable_row(root):
     with pytest.raises(DataError, match=r"prefs.jsonl:1: field 'image': .* is 16×16 = 256 pixels, over the "
                                         r"--max_image_pixels limit of 100"):
         load_preferences(str(path), max_image_pixels=100)
+
+
+def test_hf_rows_with_bad_images_or_messages_are_data_errors():
+    datasets = pytest.importorskip("datasets")
+    img = Image.new("RGB", (8, 8))
+    bad_bytes = datasets.Dataset.from_dict({"images": [[{"bytes": b"not an image", "path": None}]], "prompt": ["Q?"],
+                                            "chosen": ["yes"], "rejected": ["no"]})
+    with pytest.raises(DataError, match=r"\[row 0\]: field 'images': cannot read image bytes"):
+        load_preferences(bad_bytes)
+    bad_content = datasets.Dataset.from_list([{"images": [img], "prompt": [{"role": "user", "content": 5}],
+                                               "chosen": "yes", "rejected": "no"}])
+    with pytest.raises(DataError, match=r"\[row 0\]: field 'prompt': message content must be text"):
+        load_preferences(bad_content)

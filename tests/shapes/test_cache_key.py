@@ -29,11 +29,15 @@ def test_key_changes_with_settings_code_and_versions(monkeypatch):
     assert config.key() != key  # so is another torch
 
 
-def test_fingerprint_reads_the_files_as_they_are_now(tmp_path, monkeypatch):
+def test_fingerprint_reads_the_files_once_per_process(tmp_path, monkeypatch):
     module = tmp_path / "mmpo_probe_module.py"
     module.write_text("X = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(pretrain, "weight_sources", lambda: ["mmpo_probe_module"])
+    code_fingerprint.cache_clear()
     first = code_fingerprint()["mmpo_probe_module"]
     module.write_text("X = 2\n")
-    assert code_fingerprint()["mmpo_probe_module"] != first
+    assert code_fingerprint()["mmpo_probe_module"] == first  # once per process: the code already imported
+    code_fingerprint.cache_clear()
+    assert code_fingerprint()["mmpo_probe_module"] != first  # a new process sees the edit
+    code_fingerprint.cache_clear()

@@ -36,11 +36,13 @@ def test_study_end_to_end_tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("MMPO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(study, "CONDITIONS", {k: study.CONDITIONS[k] for k in ("dpo", "mdpo_blank")})
     config = DemoConfig(out=str(tmp_path / "study"), quick=True, train_scenes=4, eval_scenes=2, steps=1,
-                        pretrain_steps=10, base_seeds=1, pair_seeds=2, study=True)
+                        pretrain_steps=10, base_seeds=1, pair_seeds=2, study=True, workers=1)
     summary = study.run_study(config)
     assert len(summary["runs"]) == 2
     assert "mdpo_blank" in summary["runs"][0] and "mdpo_blank" not in summary["runs"][1]  # side table: first seed only
     saved = json.loads((tmp_path / "study" / "study.json").read_text())
     assert saved["runs"][1]["dpo"] == summary["runs"][1]["dpo"]
+    again = study.run_study(config)  # every cell is done: nothing is trained again
+    assert again["runs"] == summary["runs"]
     assert "## Table 1: methods" in (tmp_path / "study" / "study.md").read_text()
     assert (tmp_path / "study" / "study.png").stat().st_size > 0
