@@ -20,6 +20,13 @@ def test_every_help_works(command, capsys):
     assert "usage: mmpo eval" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", [["generate"], ["demo"], ["tiny-model"]])
+def test_the_other_commands_help_works(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--help"])
+    assert exit_.value.code == 0 and "usage: mmpo" in capsys.readouterr().out
+
+
 def test_generate_and_eval_help(capsys):
     with pytest.raises(SystemExit):
         main(["generate", "--help"])
