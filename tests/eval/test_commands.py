@@ -75,3 +75,41 @@ def test_amber_with_a_model_generates_then_scores(tiny_models, tmp_path):
     responses = json.loads((tmp_path / "amber.responses.json").read_text())
     assert [r["id"] for r in responses] == sorted(r["id"] for r in responses) and len(responses) == 21
     assert json.loads(out.read_text())["metrics"]
+
+
+def _images_for(names, folder):
+    from mmpo.shapes.world import make_scene, render
+
+    folder.mkdir(exist_ok=True)
+    for k, name in enumerate(sorted(set(names))):
+        render(make_scene(k), 32).convert("RGB").save(folder / name)
+    return folder
+
+
+def test_pope_mmhal_and_qa_with_a_model(tiny_models, judge, tmp_path):
+    """--model on each benchmark's own question files: generate (labels and fields carried), then score."""
+    gen = ["--model", tiny_models["llava"], "--max_new_tokens", "3", "--device", "cpu"]
+    questions = os.path.join(FIXTURES, "pope", "coco_pope_random.json")
+    images = _images_for([json.loads(line)["image"] for line in open(questions)], tmp_path / "val2014")
+    pope = tmp_path / "pope.json"
+    assert main(["eval", "pope", "--questions", questions, "--images", str(images), "--out", str(pope), *gen]) == 0
+    result = json.loads(pope.read_text())
+    assert result["metrics"]["n"] == 4 and set(result["groups"]) == {"random"}
+
+    template = os.path.join(FIXTURES, "mmhal", "response_template.json")
+    names = [r["image_src"].rsplit("/", 1)[-1] for r in json.load(open(template))]
+    mmhal = tmp_path / "mmhal.json"
+    judge.reply = lambda body: "Rating: 4"
+    assert main(["eval", "mmhal", "--template", template, "--images", str(_images_for(names, tmp_path / "mmhal_images")),
+                 "--judge-url", judge.base_url, "--judge-model", "j", "--out", str(mmhal), *gen]) == 0
+    assert json.loads(mmhal.read_text())["metrics"]["average_score"] == 4.0
+
+    qa_rows = [{"id": f"r{k}", "image": f"images/{k}.png", "question": "How many shapes are there?",
+                "ground_truth": "2", "category": "count"} for k in range(3)]
+    (tmp_path / "images").mkdir()
+    _images_for([f"{k}.png" for k in range(3)], tmp_path / "images")
+    qa_questions = tmp_path / "qa.jsonl"
+    qa_questions.write_text("".join(json.dumps(r) + "\n" for r in qa_rows))
+    qa = tmp_path / "qa.json"
+    assert main(["eval", "qa", "--questions", str(qa_questions), "--out", str(qa), "--bare_answers", *gen]) == 0
+    assert json.loads(qa.read_text())["metrics"]["n"] == 3
