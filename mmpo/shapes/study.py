@@ -34,7 +34,9 @@ import torch
 
 from mmpo.io import write_json_atomic, write_text_atomic
 
-METRICS = (("chair_s", "CHAIR_s ↓"), ("chair_i", "CHAIR_i ↓"), ("cover", "cover ↑"), ("pope_accuracy", "POPE acc ↑"))
+METRICS = (("chair_s", "CHAIR_s ↓"), ("chair_i", "CHAIR_i ↓"), ("cover", "cover ↑"), ("pope_accuracy", "POPE acc ↑"),
+           ("image_reliance", "reliance crop ↑"), ("reliance_blank", "reliance blank ↑"))
+RATES = {"chair_s", "chair_i", "cover", "pope_accuracy"}  # shown in %; the reliances in nats
 
 
 @dataclass(frozen=True)
@@ -112,23 +114,27 @@ def paired(runs: list[dict], a: str, b: str, metric: str = "chair_i") -> list[fl
 
 
 def _fmt(mean: float, low: float, high: float, scale: float = 100.0) -> str:
+    digits = 1 if scale == 100.0 else 2
     if math.isnan(low):
-        return f"{mean * scale:.1f}"
-    return f"{mean * scale:.1f} [{low * scale:.1f}, {high * scale:.1f}]"
+        return f"{mean * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f} [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
 
 
 def render_study(runs: list[dict], config: dict) -> str:
     """study.md: per table the metrics (mean [95 % CI] over runs, in %), then each claim."""
     lines = ["# `mmpo demo --study`", "",
              f"{len(runs)} runs ({config['base_seeds']} base models × {config['pair_seeds']} pair/training seeds; "
-             "side tables: the first pair seed of each base model). Rates in %, mean [95 % CI].", ""]
+             "side tables: the first pair seed of each base model). Rates in %, reliances in nats per token, "
+             "mean [95 % CI over runs; a base model counts once per run of it]. The paired Δ, taken within each run, "
+             "is the comparison that removes the spread between base models.", ""]
     for table, title, rows, claims in TABLES:
         rows = [r for r in rows if any(r in run for run in runs)]
         lines += [f"## {title}", "", "| condition | runs | " + " | ".join(h for _, h in METRICS) + " |",
                   "|---|---:|" + "---:|" * len(METRICS)]
         for row in rows:
-            values = {m: [run[row][m] for run in runs if row in run] for m, _ in METRICS}
-            lines.append(f"| {row} | {len(values['chair_i'])} | " + " | ".join(_fmt(*ci95(values[m])) for m, _ in METRICS) + " |")
+            values = {m: [run[row][m] for run in runs if row in run and m in run[row]] for m, _ in METRICS}
+            lines.append(f"| {row} | {len(values['chair_i'])} | " + " | ".join(
+                _fmt(*ci95(values[m]), scale=100.0 if m in RATES else 1.0) if values[m] else "–" for m, _ in METRICS) + " |")
         lines += ["", "| claim (paper) | paired Δ CHAIR_i | ours |", "|---|---:|---|"]
         for lower, higher, words in claims + (SIMILAR if table == "table1" else []):
             diffs = paired(runs, lower, higher)
