@@ -33,7 +33,7 @@ from mmpo.data.schema import PreferenceExample
 from mmpo.eval.benchmarks.shapes_chair import caption_report, chair
 from mmpo.eval.benchmarks.shapes_pope import pope_questions
 from mmpo.eval.metrics.pope import parse_pope_answer, pope_scores
-from mmpo.eval.reliance import image_reliance
+from mmpo.eval.reliance import batched_logps, mean_reliance, reliance_by_corruption
 from mmpo.io import write_json_atomic, write_text_atomic
 from mmpo.model.load import load_model, load_processor
 from mmpo.pairs.dropout_ntp import DropoutNTPConfig, dropout_ntp
@@ -154,10 +154,11 @@ def evaluate(model, processor, scenes: list[Scene]) -> tuple[dict, list[dict]]:
     metrics["pope_accuracy"], metrics["pope_f1"] = scores["accuracy"], scores["f1"]
 
     rows = [PreferenceExample(s.id, [img], CAPTION_PROMPT, c or "-", "-") for s, img, c in zip(scenes, images, captions)]
-    metrics["image_reliance"] = image_reliance(model, processor, rows, [c or "-" for c in captions])
-    # …and under an m′ CoPO never trains on, so the gain cannot come from learning the crop alone
-    metrics["reliance_blank"] = image_reliance(model, processor, rows, [c or "-" for c in captions],
-                                               CorruptionConfig(strategy="blank", seed=4321))
+    # under CoPO's crop and under an m′ CoPO never trains on, so the gain cannot come from learning the crop alone
+    drops = reliance_by_corruption(model, processor, rows, [c or "-" for c in captions],
+                                   {"image_reliance": CorruptionConfig(seed=4321),
+                                    "reliance_blank": CorruptionConfig(strategy="blank", seed=4321)})
+    metrics.update({name: mean_reliance(values) for name, values in drops.items()})
     # over-optimisation checks: answer length, and how likely the model still finds the true captions
     metrics["words"] = statistics.fmean(len(c.split()) for c in captions)
     metrics["truth_logp"] = truth_log_likelihood(model, processor, scenes, images)
@@ -167,22 +168,15 @@ def evaluate(model, processor, scenes: list[Scene]) -> tuple[dict, list[dict]]:
     return metrics, generations
 
 
-@torch.no_grad()
-def truth_log_likelihood(model, processor, scenes: list[Scene], images, batch_size: int = 40) -> float:
+def truth_log_likelihood(model, processor, scenes: list[Scene], images) -> float:
     """Mean per-token log-likelihood of the true captions of ``scenes`` (nats): falls when
     preference training over-optimises away from fluent, correct text."""
     from mmpo.data.collate import PreferenceCollator
-    from mmpo.model.logps import sequence_logps
 
-    collator = PreferenceCollator(processor)
     truths = [caption(s.objects) for s in scenes]
-    values = []
-    for start in range(0, len(scenes), batch_size):
-        part = [PreferenceExample(s.id, [img], CAPTION_PROMPT, t, "-") for s, img, t in
-                zip(scenes[start:start + batch_size], images[start:start + batch_size], truths[start:start + batch_size])]
-        logps, lengths = sequence_logps(model, collator.responses(part, [r.chosen for r in part]))
-        values += (logps / lengths.clamp(min=1)).tolist()
-    return statistics.fmean(values)
+    rows = [PreferenceExample(s.id, [img], CAPTION_PROMPT, t, "-") for s, img, t in zip(scenes, images, truths)]
+    logps, lengths = batched_logps(model, PreferenceCollator(processor), rows, truths, batch_size=40)
+    return statistics.fmean((logps / lengths.clamp(min=1)).tolist())
 
 
 def train_method(base_dir: str, pairs: str, out_dir: str, objective: str, no_image: bool, config: DemoConfig, seed: int,

@@ -10,7 +10,7 @@ run started again writes every row once, with no torn line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -84,7 +84,7 @@ def answer_rows(model, processor, rows: list[PromptRow], out_path: str, config: 
     for start, batch in batches_with_progress(rows, config.batch_size, store, "generate", unit="answers"):
         requests = [GenerationRequest([load_image(p, row.source) for p in row.images], row.prompt) for row in batch]
         # one generate call per batch, seeded by the batch's position: a resumed run draws the same
-        answers = generate(model, processor, requests, GenerationConfig(**{**gen.__dict__, "seed": gen.seed * 7_919 + start}))
+        answers = generate(model, processor, requests, replace(gen, seed=gen.seed * 7_919 + start))
         for row, answer in zip(batch, answers):
             if not store.is_done(row.id):
                 store.add(row.id, [dict(row.fields, answer=answer)], {})

@@ -128,7 +128,7 @@ def _wordnet_root() -> tuple[str, str]:
 
     env = os.environ.get("MMPO_WORDNET")
     if env:
-        nltk.data.path.append(os.path.dirname(os.path.dirname(os.path.abspath(env))))
+        nltk.data.path.append(os.path.abspath(env))  # nltk opens corpora only under its data paths
         return env, f"$MMPO_WORDNET ({env})"
     own = _own_nltk_data()
     root = os.path.join(own, "corpora", "wordnet")

@@ -14,9 +14,12 @@ import statistics
 
 from mmpo.data.corrupt import CorruptionConfig
 from mmpo.data.schema import PreferenceExample
-from mmpo.eval.generate import GenerationOptions, load_generator
+from mmpo.eval.generate import GenerationOptions, answer_rows, load_generator
+from mmpo.eval.harness import work_path
+from mmpo.eval.reliance import reliance_by_corruption
 from mmpo.eval.result import EvalResult
 from mmpo.pairs.inputs import load_prompt_rows
+from mmpo.pairs.store import read_json_lines_tolerant
 
 
 def _metric_name(spec: str) -> str:
@@ -28,10 +31,6 @@ def evaluate_reliance(
     image_root: str | None = None, model=None, processor=None, batch_size: int = 16,
 ) -> EvalResult:
     """Per-example and mean reliance of the answers in ``data`` for each corruption spec."""
-    from mmpo.eval.harness import work_path
-    from mmpo.eval.generate import answer_rows
-    from mmpo.eval.reliance import reliance_per_example
-
     configs = {spec.strip(): CorruptionConfig.parse(spec.strip(), seed=seed) for spec in corruptions if spec.strip()}
     if not configs:
         raise ValueError("--corruptions names no corruption")
@@ -42,15 +41,12 @@ def evaluate_reliance(
     missing = [row for row in rows if not isinstance(answers[row.id], str) or not answers[row.id].strip()]
     if missing:
         store = answer_rows(model, processor, missing, work_path(out, "answers.jsonl"), generation)
-        from mmpo.pairs.store import read_json_lines_tolerant
-
         generated = {str(r["id"]): r["answer"] for r in read_json_lines_tolerant(store.out_path)}
         answers.update({row.id: generated[row.id] for row in missing})
     texts = [answers[row.id] or " " for row in rows]
     examples = [PreferenceExample(row.id, list(row.images), row.prompt, text, "-", source=row.source)
                 for row, text in zip(rows, texts)]
-    values = {spec: reliance_per_example(model, processor, examples, texts, config, batch_size)
-              for spec, config in configs.items()}
+    values = reliance_by_corruption(model, processor, examples, texts, configs, batch_size)
     metrics: dict[str, float | int] = {_metric_name(spec): statistics.fmean(v) for spec, v in values.items()}
     metrics["n"] = len(rows)
     details = [{"id": row.id, "image": row.fields.get("image"), "prompt": row.prompt, "answer": text,
