@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,8 @@ from mmpo.model.load import load_model, load_processor
 from mmpo.pairs.dropout_ntp import DropoutNTPConfig, dropout_ntp
 from mmpo.pairs.generate import GenerationConfig, GenerationRequest, generate
 from mmpo.pairs.inputs import PromptRow
+from mmpo.shapes.drift import DRIFT_SCENES, drift_curve
+from mmpo.shapes.drift import checkpoints as drift_checkpoints
 from mmpo.shapes.pretrain import PretrainConfig, shapes_vlm
 from mmpo.shapes.tasks import CAPTION_PROMPT, answer_matches, attribute_task, count_task, reasoning_task
 from mmpo.shapes.world import COLORS, SHAPES, Scene, ShapeObject, caption, make_scene, render
@@ -52,6 +55,7 @@ METHODS = {  # name → (objective, train without the image)
 ABLATIONS = {"mdpo_no_copo": ("sigmoid:1,anchor:1", False), "mdpo_no_anchor": ("sigmoid:1,copo:1", False)}
 EVAL_SEED_OFFSET = 50_000_000  # held-out scenes never overlap training scenes
 VALIDATION_SEED_OFFSET = 60_000_000  # --tune's scenes: neither training nor evaluation
+DRIFT_POINTS = 6  # checkpoints per method (first seed) for the over-optimisation curves
 TUNED_LEARNING_RATE = 1e-4  # chosen by `mmpo demo --tune` on validation scenes (README: "Choosing the learning rate")
 
 
@@ -180,14 +184,18 @@ def truth_log_likelihood(model, processor, scenes: list[Scene], images) -> float
 
 
 def train_method(base_dir: str, pairs: str, out_dir: str, objective: str, no_image: bool, config: DemoConfig, seed: int,
-                 corruption: str = "crop"):
+                 corruption: str = "crop", checkpoints: int = 0):
+    """One LoRA run; ``checkpoints`` > 0 also saves the adapter that many times along the way
+    (for :mod:`mmpo.shapes.drift`)."""
     from mmpo.train import TrainConfig, train
 
-    run = TrainConfig(corruption=corruption,
+    saving = {"save_strategy": "steps", "save_steps": max(1, config.steps // checkpoints), "save_only_model": True} \
+        if checkpoints else {"save_strategy": "no"}
+    run = TrainConfig(corruption=corruption, **saving,
         output_dir=out_dir, model=base_dir, data=pairs, objective=objective, no_image=no_image,
         max_steps=config.steps, per_device_train_batch_size=16, gradient_accumulation_steps=1,
         learning_rate=config.learning_rate, warmup_steps=0.1, lora_r=16, lora_alpha=32, lora_dropout=0.05,
-        logging_steps=max(1, config.steps // 12), save_strategy="no", report_to="none", seed=seed, disable_tqdm=True,
+        logging_steps=max(1, config.steps // 12), report_to="none", seed=seed, disable_tqdm=True,
     )
     return train(run)
 
@@ -225,6 +233,7 @@ def run_demo(config: DemoConfig) -> dict:
     image_paths = save_scenes(eval_scenes, os.path.join(config.out, "images"))
     methods = dict(METHODS, **(ABLATIONS if config.ablations else {}))
 
+    drift_scenes = [make_scene(VALIDATION_SEED_OFFSET + i, scene_id=f"val{i}") for i in range(DRIFT_SCENES)]
     base_metrics, base_generations = evaluate(base, processor, eval_scenes)
     generations, histories, per_seed = {"base": base_generations}, {"base": []}, []
     for k in range(config.seeds):
@@ -235,11 +244,15 @@ def run_demo(config: DemoConfig) -> dict:
         results = {"base": base_metrics}
         for method, (objective, no_image) in methods.items():
             run_dir = os.path.join(config.out, "runs", f"seed{seed}", method)
-            result = train_method(base_dir, pairs, run_dir, objective, no_image, config, seed)
+            result = train_method(base_dir, pairs, run_dir, objective, no_image, config, seed,
+                                  checkpoints=DRIFT_POINTS if k == 0 else 0)
             trained = PeftModel.from_pretrained(load_model(base_dir, dtype=torch.float32), run_dir).eval()
             results[method], gens = evaluate(trained, processor, eval_scenes)
             if k == 0:
-                generations[method], histories[method] = gens, result.history
+                drift = drift_curve(base_dir, run_dir, base, processor, drift_scenes)
+                for _, folder in drift_checkpoints(run_dir):
+                    shutil.rmtree(folder)
+                generations[method], histories[method] = gens, result.history + drift
             print(f"seed {seed} {method:>15}: " + ", ".join(f"{m} {v:.3f}" for m, v in results[method].items()))
         per_seed.append(results)
 

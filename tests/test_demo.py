@@ -67,3 +67,51 @@ def test_chair_recomputed_from_generations_matches(demo_out):
         mine = independent_chair(rows)
         for key, value in mine.items():
             assert results[method][key] == pytest.approx(value, abs=1e-9), (method, key)
+
+
+def test_over_optimisation_curves(demo_out):
+    """Each method's history carries the drift checks at step 0 and at every saved adapter
+    (steps=3 → one every step); step 0 is the reference itself, so its KL is exactly 0; the
+    checkpoints are removed once measured."""
+    out, _ = demo_out
+    histories = json.load(open(out / "histories.json"))
+    for method in ("dpo", "mdpo", "mpo"):
+        drift = [e for e in histories[method] if "kl" in e]
+        assert [e["step"] for e in drift] == [0, 1, 2, 3], method
+        assert drift[0]["kl"] == 0.0 and all(e["words"] > 0 and e["truth_logp"] < 0 for e in drift)
+        assert not [d for d in os.listdir(out / "runs" / "seed0" / method) if d.startswith("checkpoint-")]
+
+
+def test_drift_kl_is_zero_for_the_reference_and_positive_after_a_change():
+    """The KL on a tiny model: 0 against itself, > 0 once the policy's weights move, and the
+    exact sum over the vocabulary at each response position (recomputed here by hand)."""
+    import copy
+    import tempfile
+
+    import torch
+
+    from mmpo.data.collate import PreferenceCollator
+    from mmpo.data.schema import PreferenceExample
+    from mmpo.model.load import load_model, load_processor
+    from mmpo.model.tiny import build_tiny_model
+    from mmpo.shapes.drift import drift_point, token_kl
+    from mmpo.shapes.world import make_scene, render
+
+    with tempfile.TemporaryDirectory() as d:
+        build_tiny_model("llava", d, seed=0)
+        processor, reference = load_processor(d), load_model(d, dtype=torch.float32).eval()
+        scenes = [make_scene(i) for i in range(4)]
+        assert drift_point(reference, reference, processor, scenes)["kl"] == 0.0
+        policy = copy.deepcopy(reference)
+        with torch.no_grad():
+            policy.lm_head.weight.mul_(3.0)  # a much sharper next-token distribution
+        assert drift_point(policy, reference, processor, scenes)["kl"] > 0.05
+        rows = [PreferenceExample("a", [render(scenes[0])], "Describe the image.", "-", "-")]
+        batch = PreferenceCollator(processor).responses(rows, ["a red circle"])
+        n_prompt = int(batch["response_mask"][0].nonzero()[0])  # first response token
+        with torch.no_grad():
+            p = torch.softmax(policy(**{k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values")}).logits[0], -1)
+            q = torch.softmax(reference(**{k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values")}).logits[0], -1)
+            positions = range(n_prompt - 1, int(batch["response_mask"][0].nonzero()[-1]))
+            by_hand = sum(float((p[t] * (p[t].log() - q[t].log())).sum()) for t in positions) / len(positions)
+            assert token_kl(policy, reference, batch) == pytest.approx(by_hand, rel=1e-4)

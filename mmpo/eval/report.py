@@ -42,7 +42,9 @@ LEGEND = (
     "when the image is replaced by CoPO's training crop, or by a blank image CoPO never trains on (nats); words: mean caption length; true-caption log-lik: mean per-token "
     "log-likelihood of the evaluation scenes' true captions (nats; it falls when training over-optimises)."
 )
-CURVES = [("loss", "loss"), ("rewards/margins", "reward margin"), ("image/margins", "image-conditional margin")]
+CURVES = [("loss", "loss"), ("rewards/margins", "reward margin"), ("image/margins", "image-conditional margin"),
+          ("kl", "KL(policy ‖ reference), nats/token"), ("words", "caption length (words)"),
+          ("truth_logp", "true-caption log-lik (nats/token)")]
 BARS = [("chair_s", "CHAIR_s ↓"), ("chair_i", "CHAIR_i ↓"), ("cover", "cover ↑"), ("pope_f1", "POPE F1 ↑")]
 MAX_HTML_IMAGES = 40
 CSS = """
@@ -115,12 +117,18 @@ def _save_figure(fig, path: str) -> None:
 
 
 def plot_curves(histories: Mapping[str, list[dict]], path: str) -> None:
-    """Loss, reward margin and image-conditional margin against step, one line per method
-    (coloured as in :func:`plot_results` when both list methods alike); a method appears in a
-    panel only if it logs that key."""
+    """Loss, reward margin, image-conditional margin and the over-optimisation checks (KL to
+    the reference, caption length, true-caption likelihood: :mod:`mmpo.shapes.drift`) against
+    step, one line per method (coloured as in :func:`plot_results` when both list methods
+    alike); a method appears in a panel only if it logs that key, a panel only if one does."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.5))
-    for ax, (key, title) in zip(axes, CURVES):
+    curves = [(k, t) for k, t in CURVES if any(k in e for h in histories.values() for e in h)] or CURVES[:1]
+    cols = min(3, len(curves))
+    rows = -(-len(curves) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.5 * rows), squeeze=False)
+    for ax in axes.flat[len(curves):]:
+        ax.set_visible(False)
+    for ax, (key, title) in zip(axes.flat, curves):
         for i, method in enumerate(_ordered(histories)):
             points = [(entry["step"], entry[key]) for entry in histories[method] if key in entry and "step" in entry]
             if points:
