@@ -92,17 +92,17 @@ def weight_sources(root: str = "mmpo.shapes.pretrain") -> list[str]:
     return sorted(seen)
 
 
-@functools.lru_cache(maxsize=1)
-def code_fingerprint() -> dict[str, str]:
-    """sha256 of the source of each module of :func:`weight_sources`, plus the torch and
-    transformers versions; read once per process, so files edited while a long run goes on
-    do not change the key of the code that run already imported."""
+@functools.lru_cache(maxsize=None)
+def code_fingerprint(root: str = "mmpo.shapes.pretrain") -> dict[str, str]:
+    """sha256 of the source of each module of :func:`weight_sources` of ``root``, plus the
+    torch and transformers versions; read once per process, so files edited while a long run
+    goes on do not change the key of the code that run already imported."""
     import importlib.util
 
     import transformers
 
     digests = {}
-    for name in weight_sources():
+    for name in weight_sources(root):
         with open(importlib.util.find_spec(name).origin, "rb") as f:
             digests[name] = hashlib.sha256(f.read()).hexdigest()
     return {**digests, "torch": torch.__version__, "transformers": transformers.__version__}

@@ -13,10 +13,14 @@ between base models. The tables and the paper's direction for each claim:
 * **Corruption** (mDPO's study of m′): cropping 0–20 % beats cropping 20–50 %, another
   image and a blank image.
 * **DropoutNTP ratio** (MPO): truncating half the words (0.5) beats 0.25 and 0.75.
+* **Reasoning QA** (MPO's ablation of its loss terms): on pairs from the correctness
+  pipeline, MPO answers more reasoning questions correctly than DPO + SFT, and than the SFT
+  model it starts from (:mod:`mmpo.shapes.reasoning`: a reasoning SFT stage on the base
+  model, then one adapter per objective).
 
-Claims are judged on CHAIR_i with the 95 % CI of the paired difference: "agrees" when the
-CI excludes zero in the paper's direction, "disagrees" when it excludes zero the other way,
-"inconclusive" otherwise. The learning rate is the demo's (chosen by ``--tune`` on
+Claims are judged with the 95 % CI of the paired difference — on CHAIR_i, and on reasoning
+accuracy for the reasoning table: "agrees" when the CI excludes zero in the paper's
+direction, "disagrees" when it excludes zero the other way, "inconclusive" otherwise. The learning rate is the demo's (chosen by ``--tune`` on
 validation scenes); evaluation scenes are never used to choose anything.
 """
 
@@ -36,7 +40,10 @@ from mmpo.io import write_json_atomic, write_text_atomic
 
 METRICS = (("chair_s", "CHAIR_s ↓"), ("chair_i", "CHAIR_i ↓"), ("cover", "cover ↑"), ("pope_accuracy", "POPE acc ↑"),
            ("image_reliance", "reliance crop ↑"), ("reliance_blank", "reliance blank ↑"))
-RATES = {"chair_s", "chair_i", "cover", "pope_accuracy"}  # shown in %; the reliances in nats
+REASONING_METRICS = (("reasoning_accuracy", "accuracy ↑"), ("no_answer_rate", "no answer ↓"),
+                     ("reasoning_chair_i", "CHAIR_i of its description ↓"), ("reasoning_words", "words"))
+RATES = {"chair_s", "chair_i", "cover", "pope_accuracy", "reasoning_accuracy", "no_answer_rate",
+         "reasoning_chair_i"}  # shown in %; the reliances in nats, words as they are
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,8 @@ CONDITIONS = {
     "mpo_ratio_0.25": Condition("ratio", "mpo", ratio=0.25, all_runs=False),
     "mpo_ratio_0.75": Condition("ratio", "mpo", ratio=0.75, all_runs=False),
 }
+# The reasoning table: from the reasoner (:mod:`mmpo.shapes.reasoning`), on correctness pairs.
+REASONING_CONDITIONS = {"reasoning_dpo": "dpo", "reasoning_dpo_sft": "sigmoid:1,sft:1", "reasoning_mpo": "mpo"}
 # (table, title, rows, claims); a claim is (lower, higher, paper's words): CHAIR_i(lower) < CHAIR_i(higher).
 TABLES = (
     ("table1", "Table 1: methods", ["base", "dpo", "dpo_no_image", "mdpo", "mpo"], [
@@ -85,6 +94,13 @@ TABLES = (
         ("mpo", "mpo_ratio_0.75", "ratio 0.5 beats 0.75"),
     ]),
 )
+# Claims on reasoning accuracy, higher is better: (better, worse, paper's words).
+REASONING_TABLE = ("reasoning", "Reasoning QA: MPO vs DPO + SFT (correctness pairs)",
+                   ["reasoner", "reasoning_dpo", "reasoning_dpo_sft", "reasoning_mpo"], [
+                       ("reasoning_mpo", "reasoning_dpo_sft", "MPO answers more reasoning questions than DPO + SFT"),
+                       ("reasoning_mpo", "reasoner", "MPO answers more reasoning questions than the SFT model"),
+                       ("reasoning_dpo_sft", "reasoning_dpo", "adding the SFT term to DPO helps"),
+                   ])
 SIMILAR = [("dpo_no_image", "dpo", "DPO without the image is about as good as DPO")]  # paper: no real difference
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
@@ -128,27 +144,42 @@ def render_study(runs: list[dict], config: dict) -> str:
              "mean [95 % CI over runs; a base model counts once per run of it]. The paired Δ, taken within each run, "
              "is the comparison that removes the spread between base models.", ""]
     for table, title, rows, claims in TABLES:
-        rows = [r for r in rows if any(r in run for run in runs)]
-        lines += [f"## {title}", "", "| condition | runs | " + " | ".join(h for _, h in METRICS) + " |",
-                  "|---|---:|" + "---:|" * len(METRICS)]
-        for row in rows:
-            values = {m: [run[row][m] for run in runs if row in run and m in run[row]] for m, _ in METRICS}
-            lines.append(f"| {row} | {len(values['chair_i'])} | " + " | ".join(
-                _fmt(*ci95(values[m]), scale=100.0 if m in RATES else 1.0) if values[m] else "–" for m, _ in METRICS) + " |")
-        lines += ["", "| claim (paper) | paired Δ CHAIR_i | ours |", "|---|---:|---|"]
-        for lower, higher, words in claims + (SIMILAR if table == "table1" else []):
-            diffs = paired(runs, lower, higher)
-            if not diffs:
-                continue
-            mean, low, high = ci95(diffs)
-            if (lower, higher, words) in SIMILAR:
-                ours = "agrees (no difference)" if not math.isnan(low) and low <= 0 <= high else (
-                    "inconclusive (one run)" if math.isnan(low) else "disagrees")
-            else:
-                ours = verdict(low, high)
-            lines.append(f"| {words} | {lower} − {higher}: {_fmt(mean, low, high)} | {ours} |")
-        lines.append("")
+        lines += _table(runs, title, rows, METRICS)
+        lines += _claims(runs, claims + (SIMILAR if table == "table1" else []), "chair_i", "CHAIR_i")
+    _, title, rows, claims = REASONING_TABLE
+    if any(rows[0] in run for run in runs):
+        lines += _table(runs, title, rows, REASONING_METRICS)
+        lines += _claims(runs, claims, "reasoning_accuracy", "accuracy", higher_is_better=True)
     return "\n".join(lines)
+
+
+def _table(runs: list[dict], title: str, rows: list[str], metrics) -> list[str]:
+    rows = [r for r in rows if any(r in run for run in runs)]
+    lines = [f"## {title}", "", "| condition | runs | " + " | ".join(h for _, h in metrics) + " |",
+             "|---|---:|" + "---:|" * len(metrics)]
+    for row in rows:
+        values = {m: [run[row][m] for run in runs if row in run and m in run[row]] for m, _ in metrics}
+        lines.append(f"| {row} | {max(len(v) for v in values.values())} | " + " | ".join(
+            _fmt(*ci95(values[m]), scale=100.0 if m in RATES else 1.0) if values[m] else "–" for m, _ in metrics) + " |")
+    return lines
+
+
+def _claims(runs: list[dict], claims, metric: str, name: str, higher_is_better: bool = False) -> list[str]:
+    """One line per claim (a, b, words): the paired Δ metric(a) − metric(b) and its verdict;
+    the paper says a is better than b (or, for :data:`SIMILAR`, that they are alike)."""
+    lines = ["", f"| claim (paper) | paired Δ {name} | ours |", "|---|---:|---|"]
+    for a, b, words in claims:
+        diffs = paired(runs, a, b, metric)
+        if not diffs:
+            continue
+        mean, low, high = ci95(diffs)
+        if (a, b, words) in SIMILAR:
+            ours = "agrees (no difference)" if not math.isnan(low) and low <= 0 <= high else (
+                "inconclusive (one run)" if math.isnan(low) else "disagrees")
+        else:
+            ours = verdict(low, high, expected_negative=not higher_is_better)
+        lines.append(f"| {words} | {a} − {b}: {_fmt(mean, low, high)} | {ours} |")
+    return lines + [""]
 
 
 def cells(config) -> list[tuple[int, int]]:
@@ -192,7 +223,44 @@ def run_cell(config, b: int, k: int) -> dict:
         run[name], _ = evaluate(trained, processor, eval_scenes)
         print(f"base {b} seed {seed} {name:>17}: chair_i {run[name]['chair_i']:.3f} cover {run[name]['cover']:.3f}"
               f"  ({time.time() - started:.0f}s)", flush=True)
+    if REASONING_CONDITIONS:
+        run.update(reasoning_runs(config, pretrain, scenes, eval_scenes, os.path.join(config.out, "data", f"base{b}-seed{seed}-reasoning"),
+                                  os.path.join(config.out, "runs", f"base{b}-seed{seed}"), seed))
+        print(f"base {b} seed {seed} reasoning: " + ", ".join(
+            f"{name} {run[name]['reasoning_accuracy']:.3f}" for name in ["reasoner", *REASONING_CONDITIONS] if name in run)
+            + f"  ({run['reasoning_pairs']} pairs, {time.time() - started:.0f}s)", flush=True)
     return run
+
+
+def reasoning_runs(config, pretrain, scenes, eval_scenes, data_dir: str, runs_dir: str, seed: int) -> dict:
+    """The reasoning table's part of a cell: the reasoner (cached per base model), its
+    correctness pairs on the cell's training scenes, one adapter per objective of
+    :data:`REASONING_CONDITIONS`; their :func:`~mmpo.shapes.reasoning.evaluate_reasoning`
+    metrics, and ``reasoning_pairs`` (no pairs, no adapters: the table says so)."""
+    from peft import PeftModel
+
+    from mmpo.demo import save_scenes, train_method
+    from mmpo.model.load import load_model, load_processor
+    from mmpo.pairs.correctness import CorrectnessConfig, correctness
+    from mmpo.shapes.reasoning import MAX_NEW_TOKENS, ReasonerConfig, evaluate_reasoning, question_rows, shapes_reasoner
+
+    reasoner_dir = shapes_reasoner(ReasonerConfig(base=pretrain, steps=max(1, config.pretrain_steps // 6), seed=pretrain.seed))
+    processor = load_processor(reasoner_dir)
+    reasoner = load_model(reasoner_dir, dtype=torch.float32).eval()
+    out = {"reasoner": evaluate_reasoning(reasoner, processor, eval_scenes)}
+    save_scenes(scenes, os.path.join(data_dir, "images"))
+    pairs = os.path.join(data_dir, "correctness.jsonl")
+    store = correctness(reasoner, processor, question_rows(scenes, seed, os.path.join(data_dir, "images")), pairs,
+                        CorrectnessConfig(samples=8, max_pairs=4, max_new_tokens=MAX_NEW_TOKENS, batch_size=32, seed=seed))
+    out["reasoning_pairs"] = sum(d["pairs"] for d in store.done.values())
+    if not out["reasoning_pairs"]:
+        return out
+    for name, objective in REASONING_CONDITIONS.items():
+        run_dir = os.path.join(runs_dir, name)
+        train_method(reasoner_dir, pairs, run_dir, objective, False, config, seed)
+        trained = PeftModel.from_pretrained(load_model(reasoner_dir, dtype=torch.float32), run_dir).eval()
+        out[name] = evaluate_reasoning(trained, processor, eval_scenes)
+    return out
 
 
 def _cell_path(config, b: int, k: int) -> str:
