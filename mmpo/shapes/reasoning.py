@@ -7,8 +7,11 @@ asked with the correctness pipeline's own chain-of-thought instruction
 (:func:`mmpo.pairs.correctness.cot_prompt`). A worked answer first describes the scene
 (perception, where hallucinations happen), then counts, then states the answer::
 
-    There is a red circle at the top left and a blue star at the centre. 1 of them is red.
+    There is a red circle at the top left and a blue star in the middle.
+    1 of them is red.
     Final answer: 1
+
+(one step per line: InternVL's format check wants at least two line breaks).
 
 The base shapes VLM answers such questions with a bare number, so a short second SFT stage
 (the *reasoner*, cached like the base model) teaches it this format on scenes that follow
@@ -48,7 +51,7 @@ def worked_answer(scene: Scene, color: str) -> str:
     """The chain of thought for "How many ``color`` shapes are there?": describe, count, answer."""
     n = sum(o.color == color for o in scene.objects)
     count = f"None of them is {color}." if n == 0 else f"{n} of them {'is' if n == 1 else 'are'} {color}."
-    return f"{caption(scene.objects)} {count}\nFinal answer: {n}"
+    return f"{caption(scene.objects)}\n{count}\nFinal answer: {n}"
 
 
 def reasoning_question(scene: Scene, rng: random.Random) -> tuple[str, str, str]:
@@ -88,7 +91,7 @@ def train_reasoner(config: ReasonerConfig, base_dir: str, out_dir: str, log=prin
     shutil.copytree(base_dir, out_dir)
     torch.manual_seed(config.seed)
     model = load_model(out_dir, dtype=torch.float32)
-    collator = PreferenceCollator(load_processor(out_dir), max_length=256)
+    collator = PreferenceCollator(load_processor(out_dir), max_length=512)  # the instruction is long
     for p in model.model.vision_tower.parameters():
         p.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -52,10 +52,10 @@ def test_worked_answers_are_what_the_pipeline_scores():
 
     scene = Scene("s", (ShapeObject("circle", "red", 0), ShapeObject("star", "orange", 4), ShapeObject("square", "red", 8)), 0)
     assert worked_answer(scene, "red") == ("There is a red circle at the top left, an orange star in the middle and a red "
-                                           "square at the bottom right. 2 of them are red.\nFinal answer: 2")
-    assert worked_answer(scene, "blue").endswith("None of them is blue.\nFinal answer: 0")
+                                           "square at the bottom right.\n2 of them are red.\nFinal answer: 2")
+    assert worked_answer(scene, "blue").endswith(".\nNone of them is blue.\nFinal answer: 0")
     prompt, answer, truth = reasoning_question(scene, random.Random(0))
-    assert prompt.startswith("How many ") and "Final answer" in prompt
+    assert "How many " in prompt and "Final answer" in prompt
     assert score_response(answer, truth) == (truth, True)
     assert score_response(answer.replace(f"answer: {truth}", "answer: 7"), truth)[1] is False
 
