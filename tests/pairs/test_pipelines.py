@@ -200,3 +200,16 @@ def test_pairs_cli_dropout_ntp(prompts, tiny_models, capsys):
     assert "5 inputs, 5 done" in capsys.readouterr().out
     assert load_preferences(str(out)).report.rows_kept >= 1
     assert main(["pairs", "nope"]) == 2
+
+
+def test_sampling_is_not_narrowed_by_the_checkpoints_generation_config(llava, monkeypatch):
+    """Qwen2-VL's generation_config.json sets top_k 1: sampled responses must still differ."""
+    from PIL import Image
+
+    from mmpo.pairs.generate import GenerationConfig, GenerationRequest, generate
+
+    model, processor = llava
+    monkeypatch.setattr(model.generation_config, "top_k", 1)
+    request = GenerationRequest([Image.new("RGB", (32, 32), "red")], "Describe the image.")
+    texts = generate(model, processor, [request] * 6, GenerationConfig(max_new_tokens=6, batch_size=6, seed=0))
+    assert len(set(texts)) > 1
