@@ -13,6 +13,8 @@ OpenGVLab/InternVL (``mm_reasoning_pipeline/`` is the MPO paper's release,
   ``reasoning_data_pipeline/mmpr_data_pipeline_correctness.py``);
 * :data:`INSTRUCTIONS`: the prompts, InternVL's ``INSTRUCTION_EN`` ("final") and
   ``INSTRUCTION_BOXED_EN`` ("boxed") in ``reasoning_data_pipeline/utils/constants.py``;
+  :func:`cot_prompt` takes a lone ``<image>`` placeholder out, as the same
+  ``__getitem__`` functions do;
 * :func:`parse_response`: the answer and its format checks, ``extract_answer_from_mpo``
   ("final") and ``extract_answer_from_box`` ("boxed") in
   ``reasoning_data_pipeline/utils/accuracy_reward.py`` (the "final" rules are also
@@ -65,10 +67,23 @@ def strip_short_answer_suffix(question: str) -> str:
     return question
 
 
+IMAGE_PLACEHOLDER = "<image>"
+
+
 def cot_prompt(question: str, style: str) -> str:
     """The prompt asking for step-by-step reasoning: the question, its short-answer
-    suffix stripped, inside InternVL's instruction for ``style`` ("final" or "boxed")."""
-    return INSTRUCTIONS[style].replace("{question}", strip_short_answer_suffix(question))
+    suffix stripped, inside InternVL's instruction for ``style`` ("final" or "boxed").
+    A lone ``<image>`` placeholder is taken out (``<image>\\n`` first), so the image goes
+    where a single image goes, before the text, and not inside the instruction's
+    "Question:" (InternVL moves it to the front); several placeholders stay where they are.
+
+    >>> cot_prompt("<image>\\nHow many circles?", "final").endswith("Question:\\n\\nHow many circles?")
+    True
+    """
+    prompt = INSTRUCTIONS[style].replace("{question}", strip_short_answer_suffix(question))
+    if prompt.count(IMAGE_PLACEHOLDER) == 1:
+        prompt = prompt.replace(IMAGE_PLACEHOLDER + "\n", "").replace(IMAGE_PLACEHOLDER, "")
+    return prompt
 
 
 @dataclass(frozen=True)

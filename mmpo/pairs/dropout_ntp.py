@@ -11,7 +11,8 @@ As InternVL's DropoutNTP scripts run it (``mm_reasoning_pipeline/internvl_lmdepl
 ``mmpr_pipeline/internvl_lmdeploy_dropout_ntp.py``, ``reasoning_data_pipeline/mmpr_data_pipeline_dropout_ntp.py``
 in OpenGVLab/InternVL ``internvl_chat/tools/``): the prefix is the chosen text's literal
 beginning (:func:`literal_prefix`, their ``VQADataset._truncate_prefix``), continued for up
-to 1024 new tokens (their ``--max-new-tokens``), and rejected = prefix + continuation.
+to 1024 new tokens (their ``--max-new-tokens``) from the prompt without its ``<image>``
+placeholders (:func:`text_only_prompt`), and rejected = prefix + continuation.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
+from mmpo.pairs.cot_format import IMAGE_PLACEHOLDER
 from mmpo.pairs.generate import GenerationConfig, GenerationRequest, check_generation_options, generate
 from mmpo.pairs.inputs import PromptRow, relative_images
 from mmpo.pairs.progress import batches_with_progress
@@ -61,6 +63,13 @@ def literal_prefix(text: str, ratio: float) -> str:
     return " ".join(pieces[: int(len(pieces) * ratio)]).strip()
 
 
+def text_only_prompt(prompt: str) -> str:
+    """The prompt the image-free continuation is asked with: ``<image>`` placeholders taken
+    out, then stripped (InternVL: ``prompt.replace(IMAGE_TOKEN, '').strip()`` without
+    ``--load-image``); the written pair keeps the prompt as it was."""
+    return prompt.replace(IMAGE_PLACEHOLDER, "").strip()
+
+
 def dropout_ntp(model, processor, rows: list[PromptRow], out_path: str, config: DropoutNTPConfig) -> PairStore:
     """Write DropoutNTP preference rows for ``rows`` to ``out_path`` (resumable)."""
     store = PairStore(out_path)
@@ -76,7 +85,7 @@ def dropout_ntp(model, processor, rows: list[PromptRow], out_path: str, config: 
             for i, text in zip(missing, sampled):
                 chosen[i] = text
         prefixes = [literal_prefix(c, config.ratio) if c else "" for c in chosen]
-        requests = [GenerationRequest([], row.prompt, prefix=p) for row, p in zip(batch, prefixes)]
+        requests = [GenerationRequest([], text_only_prompt(row.prompt), prefix=p) for row, p in zip(batch, prefixes)]
         continuations = generate(model, processor, requests, _seeded(gen, start, 2))
         for row, c, prefix, cont in zip(batch, chosen, prefixes, continuations):
             if store.is_done(row.id):

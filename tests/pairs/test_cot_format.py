@@ -40,6 +40,13 @@ def test_cot_prompt_asks_for_reasoning_without_the_direct_answer_request():
     assert "'Answer: \\boxed{$FINAL_ANSWER}'" in boxed
 
 
+def test_a_lone_image_placeholder_leaves_the_instruction():
+    assert cot_prompt("<image>\nHow many circles?", "final").endswith("Question:\n\nHow many circles?")
+    assert "<image>" not in cot_prompt("How many <image> circles?", "boxed")
+    two = cot_prompt("Image-1: <image>\nImage-2: <image>\nWhich has more circles?", "final")
+    assert two.endswith("Question:\n\nImage-1: <image>\nImage-2: <image>\nWhich has more circles?")  # kept in place
+
+
 REASONED = "The red shape is the circle.\nThe circle is option A.\nFinal answer: A"
 
 

@@ -11,7 +11,7 @@ from mmpo.cli import main
 from mmpo.data import load_preferences
 from mmpo.pairs import CorrectnessConfig, DropoutNTPConfig, correctness, dropout_ntp, load_prompt_rows
 from mmpo.pairs.correctness import make_pairs
-from mmpo.pairs.dropout_ntp import literal_prefix
+from mmpo.pairs.dropout_ntp import literal_prefix, text_only_prompt
 from mmpo.pairs.store import PairStore
 from mmpo.shapes.world import caption, make_scene, render
 
@@ -44,6 +44,11 @@ def test_a_prefix_keeps_its_newlines():
     prefix = literal_prefix(chosen, 0.5)
     assert prefix == "The image shows:\n- a red circle at the"  # 8 of its 16 space-separated pieces
     assert chosen.startswith(prefix) and "\n" in prefix
+
+
+def test_the_continuation_is_asked_without_image_placeholders():
+    assert text_only_prompt("<image>\nDescribe the image.") == "Describe the image."
+    assert text_only_prompt("Image-1: <image>\nImage-2: <image>\nCompare them.") == "Image-1: \nImage-2: \nCompare them."
 
 
 def test_dropout_ntp_pairs_keep_the_prefix_and_train(llava, prompts, tiny_models, tmp_path):
