@@ -218,3 +218,15 @@ def test_sampling_is_not_narrowed_by_the_checkpoints_generation_config(llava, mo
     request = GenerationRequest([Image.new("RGB", (32, 32), "red")], "Describe the image.")
     texts = generate(model, processor, [request] * 6, GenerationConfig(max_new_tokens=6, batch_size=6, seed=0))
     assert len(set(texts)) > 1
+
+
+def test_pairs_cli_correctness_on_a_real_model(prompts, tiny_models, capsys):
+    """Real sampling, end to end: the tiny model never writes InternVL's format, so every
+    response is a format negative and no question has a correct one."""
+    out = prompts / "cli_cor.jsonl"
+    rc = main(["pairs", "correctness", "--model", tiny_models["llava"], "--data", str(prompts / "prompts.jsonl"),
+               "--out", str(out), "--samples", "2", "--max_new_tokens", "4", "--batch_size", "2", "--device", "cpu"])
+    assert rc == 0
+    summary = capsys.readouterr().out
+    assert "5 inputs, 5 done" in summary and "10 unparseable_response, 5 no_correct_response" in summary
+    assert out.read_text() == "" and (prompts / "cli_cor.format.jsonl").read_text() == ""
