@@ -20,8 +20,9 @@ back with InternVL's format rules, and sort them: a response that breaks the for
   substring of "none" ("no", "one") gets no format pairs (InternVL's quirk, kept).
 
 Draws are seeded by (``seed``, row id), so a resumed run writes what an uninterrupted one
-would. Not reproduced: InternVL's optional ``--answer-fix`` rewriting and its lowering of
-the cap to 3 for files over 500,000 lines.
+would. Not reproduced: InternVL's per-dataset ``check_answer`` modes (TextVQA score, relaxed
+accuracy, ANLS; mmpo judges with its one matcher), its optional ``--answer-fix`` rewriting
+and its lowering of the cap to 3 for files over 500,000 lines.
 """
 
 from __future__ import annotations
