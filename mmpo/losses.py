@@ -113,16 +113,34 @@ def anchor(chosen: Tensor, *, beta: float, delta: float = 0.0) -> Tensor:
     return -F.logsigmoid(beta * chosen - delta)
 
 
-def sft(chosen_logps: Tensor, chosen_lengths: Tensor) -> Tensor:
-    """Length-normalised negative log-likelihood of the chosen response, MPO's generation
-    term L_g (arXiv 2411.10442, eq. 5)::
+SFT_REDUCTIONS = ("sequence", "token")
 
-        L = −log π_θ(y_c | x) / |y_c|
+
+def sft(chosen_logps: Tensor, chosen_lengths: Tensor, reduction: str = "sequence") -> Tensor:
+    """Negative log-likelihood of the chosen response, MPO's generation term L_g
+    (arXiv 2411.10442, eq. 5), normalised by length in one of two ways.
+
+    ``"sequence"`` (the paper's eq. 5): each sequence's mean token NLL, so the batch mean
+    weighs every sequence alike::
+
+        L_i = −log π_θ(y_i | x_i) / |y_i|
+
+    ``"token"`` (InternVL's MPO trainer, ``MultimodalDPOTrainer.concatenated_forward`` in
+    ``internvl_chat/internvl/train/trainer_dpo.py``: ``nn.CrossEntropyLoss`` over every
+    chosen token of the micro-batch): one token mean pooled over the batch, so long
+    responses weigh more. Returned per example so that the caller's mean is that pool::
+
+        L_i = −log π_θ(y_i | x_i) · B / Σ_j |y_j|,   mean_i L_i = −Σ_j log π_θ(y_j | x_j) / Σ_j |y_j|
 
     ``chosen_logps`` are policy log-probs (not ratios) summed over response tokens,
     ``chosen_lengths`` the number of response tokens. Shapes: (B,), (B,) → (B,).
     """
-    return -chosen_logps / chosen_lengths.clamp(min=1).to(chosen_logps.dtype)
+    lengths = chosen_lengths.clamp(min=1).to(chosen_logps.dtype)
+    if reduction == "sequence":
+        return -chosen_logps / lengths
+    if reduction == "token":
+        return -chosen_logps * chosen_logps.shape[0] / lengths.sum()
+    raise ValueError(f"sft reduction must be one of {SFT_REDUCTIONS}, got {reduction!r}")
 
 
 PAIRWISE_LOSSES = {
@@ -245,14 +263,16 @@ class LogProbs:
 
 @dataclass
 class ObjectiveParams:
-    """Hyper-parameters of the terms: β, label smoothing, mDPO's anchor δ, and the MPO
-    δ tracker (None means δ = ``bco_delta``, a constant)."""
+    """Hyper-parameters of the terms: β, label smoothing, mDPO's anchor δ, the MPO
+    δ tracker (None means δ = ``bco_delta``, a constant) and how the SFT term is
+    normalised (:func:`sft`'s ``reduction``)."""
 
     beta: float = 0.1
     label_smoothing: float = 0.0
     anchor_delta: float = 0.0
     bco_delta: float = 0.0
     bco_running_mean: RewardRunningMean | None = field(default=None)
+    sft_reduction: str = "sequence"
 
 
 def compute_objective(
@@ -298,7 +318,7 @@ def compute_objective(
         elif name == "anchor":
             terms[name] = anchor(chosen, beta=beta, delta=params.anchor_delta)
         elif name == "sft":
-            terms[name] = sft(logps.policy_chosen, logps.chosen_lengths)
+            terms[name] = sft(logps.policy_chosen, logps.chosen_lengths, params.sft_reduction)
 
     loss = sum(weights[name] * value.mean() for name, value in terms.items())
     for name, value in terms.items():

@@ -76,6 +76,29 @@ def test_sft_is_length_normalised_nll():
     close(L.sft(torch.tensor([-10.0, -3.0]), torch.tensor([5, 3])), [2.0, 1.0])
 
 
+def test_sft_token_reduction_pools_the_batch_tokens():
+    """InternVL's token mean: (10 + 3) / (5 + 3) = 1.625 over the batch, against the
+    paper's per-sequence mean (10/5 + 3/3) / 2 = 1.5; per example −logp·B/Σ|y|."""
+    logps, lengths = torch.tensor([-10.0, -3.0]), torch.tensor([5, 3])
+    close(L.sft(logps, lengths, "token"), [2.5, 0.75])
+    assert L.sft(logps, lengths, "token").mean().item() == pytest.approx(1.625)
+    assert L.sft(logps, lengths).mean().item() == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="sequence"):
+        L.sft(logps, lengths, "mean")
+
+
+def test_sft_token_reduction_is_cross_entropy_over_the_micro_batch():
+    """The pooled term equals ``nn.CrossEntropyLoss`` over every response token of the
+    batch (padding at -100), as InternVL's MPO trainer computes its nll_loss."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 11)  # (B, T, V)
+    labels = torch.tensor([[3, 1, 4, 1, 5, -100], [9, 2, -100, -100, -100, -100]])  # response tokens, 5 and 2
+    token_logps = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+    summed = (token_logps * (labels != -100)).sum(-1)  # (B,)
+    pooled = torch.nn.CrossEntropyLoss()(logits.reshape(-1, 11), labels.reshape(-1))
+    assert L.sft(summed, (labels != -100).sum(-1), "token").mean().item() == pytest.approx(pooled.item(), abs=1e-6)
+
+
 def test_gradient_signs():
     chosen = torch.tensor([0.3], requires_grad=True)
     rejected = torch.tensor([0.1], requires_grad=True)
@@ -164,6 +187,15 @@ def test_mpo_objective_weights_and_delta():
     sft = (10 / 5 + 8 / 4) / 2
     assert metrics["bco/delta"] == pytest.approx(delta)
     assert loss.item() == pytest.approx(0.8 * dpo + 0.2 * bco + 1.0 * sft, abs=1e-6)
+
+
+def test_objective_with_token_pooled_sft():
+    lp = L.LogProbs(policy_chosen=torch.tensor([-10.0, -3.0]), policy_rejected=torch.tensor([-1.0, -1.0]),
+                    chosen_lengths=torch.tensor([5, 3]))
+    loss_seq, _ = L.compute_objective({"sft": 1.0}, lp, L.ObjectiveParams())
+    loss_tok, metrics = L.compute_objective({"sft": 1.0}, lp, L.ObjectiveParams(sft_reduction="token"))
+    assert loss_seq.item() == pytest.approx((10 / 5 + 3 / 3) / 2)
+    assert loss_tok.item() == pytest.approx((10 + 3) / (5 + 3)) and metrics["loss/sft"] == pytest.approx(1.625)
 
 
 def test_copo_without_corrupted_logps_is_an_error():

@@ -5,14 +5,22 @@ Keep the first ``ratio`` of the chosen response's words, let the model continue 
 **without the image**, and take prefix + continuation as the rejected response: it reads
 like the chosen one but, past the cut, says what the language prior says rather than what
 the image shows. The paper found ratio 0.5 best. When a row has no chosen response, one is
-sampled from the model *with* the image first.
+sampled from the model *with* the image first (InternVL's script requires one).
+
+As InternVL's DropoutNTP scripts run it (``mm_reasoning_pipeline/internvl_lmdeploy_continue_wo_image.py``,
+``mmpr_pipeline/internvl_lmdeploy_dropout_ntp.py``, ``reasoning_data_pipeline/mmpr_data_pipeline_dropout_ntp.py``
+in OpenGVLab/InternVL ``internvl_chat/tools/``): the prefix is the chosen text's literal
+beginning (:func:`literal_prefix`, their ``VQADataset._truncate_prefix``), continued for up
+to 1024 new tokens (their ``--max-new-tokens``) from the prompt without its ``<image>``
+placeholders (:func:`text_only_prompt`), and rejected = prefix + continuation.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from mmpo.pairs.cot_format import IMAGE_PLACEHOLDER
 from mmpo.pairs.generate import GenerationConfig, GenerationRequest, check_generation_options, generate
 from mmpo.pairs.inputs import PromptRow, relative_images
 from mmpo.pairs.progress import batches_with_progress
@@ -23,11 +31,11 @@ from mmpo.pairs.store import PairStore
 class DropoutNTPConfig:
     """Options of ``mmpo pairs dropout-ntp``."""
 
-    ratio: float = 0.5  # fraction of the chosen words kept as the prefix
-    temperature: float = 1.0  # sampling temperature of the continuation (and of a sampled chosen)
-    max_new_tokens: int = 128
-    batch_size: int = 16
-    seed: int = 0
+    ratio: float = field(default=0.5, metadata={"help": "Fraction of the chosen response's space-separated words kept, literally, as the prefix (MPO: 0.5)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the continuation and of a sampled chosen (0 = greedy)."})
+    max_new_tokens: int = field(default=1024, metadata={"help": "Tokens per continuation and per sampled chosen (InternVL's default 1024: shorter cuts give rejected responses a length cue)."})
+    batch_size: int = field(default=16, metadata={"help": "Sequences per generate call."})
+    seed: int = field(default=0, metadata={"help": "Seeds sampling."})
 
     def __post_init__(self) -> None:
         if not 0.0 < self.ratio < 1.0:
@@ -39,10 +47,27 @@ class DropoutNTPConfig:
         return prompt
 
 
-def word_prefix(text: str, ratio: float) -> str:
-    """The first ``ratio`` of the words of ``text`` (at least one), joined by single spaces."""
-    words = text.split()
-    return " ".join(words[: max(1, int(len(words) * ratio))])
+def literal_prefix(text: str, ratio: float) -> str:
+    """The beginning of ``text`` up to its ``int(n · ratio)``-th space, n the number of
+    space-separated pieces, stripped: InternVL's ``_truncate_prefix`` (``split(' ')``, keep,
+    ``' '.join``, ``strip()``). Line breaks and runs of spaces stay as written, a word
+    followed by a line break counts with the next one, and a cut before the first space is
+    an empty prefix (the continuation then starts from nothing).
+
+    >>> literal_prefix("Step 1: count.\\nStep 2: add them up.", 0.5)
+    'Step 1: count.\\nStep'
+    >>> literal_prefix("Nothing.", 0.5)
+    ''
+    """
+    pieces = text.split(" ")
+    return " ".join(pieces[: int(len(pieces) * ratio)]).strip()
+
+
+def text_only_prompt(prompt: str) -> str:
+    """The prompt the image-free continuation is asked with: ``<image>`` placeholders taken
+    out, then stripped (InternVL: ``prompt.replace(IMAGE_TOKEN, '').strip()`` without
+    ``--load-image``); the written pair keeps the prompt as it was."""
+    return prompt.replace(IMAGE_PLACEHOLDER, "").strip()
 
 
 def dropout_ntp(model, processor, rows: list[PromptRow], out_path: str, config: DropoutNTPConfig) -> PairStore:
@@ -59,8 +84,8 @@ def dropout_ntp(model, processor, rows: list[PromptRow], out_path: str, config: 
             sampled = generate(model, processor, requests, _seeded(gen, start, 1))
             for i, text in zip(missing, sampled):
                 chosen[i] = text
-        prefixes = [word_prefix(c, config.ratio) if c else "" for c in chosen]
-        requests = [GenerationRequest([], row.prompt, prefix=p) for row, p in zip(batch, prefixes)]
+        prefixes = [literal_prefix(c, config.ratio) if c else "" for c in chosen]
+        requests = [GenerationRequest([], text_only_prompt(row.prompt), prefix=p) for row, p in zip(batch, prefixes)]
         continuations = generate(model, processor, requests, _seeded(gen, start, 2))
         for row, c, prefix, cont in zip(batch, chosen, prefixes, continuations):
             if store.is_done(row.id):

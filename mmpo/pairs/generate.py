@@ -29,9 +29,15 @@ class GenerationRequest:
 
 @dataclass
 class GenerationConfig:
+    """How to sample. ``top_k`` and ``top_p`` are passed on every sampled call, so a
+    checkpoint's own ``generation_config.json`` cannot narrow them (Qwen2-VL's and
+    Qwen2.5-VL's set ``top_k`` 1, which makes every sample the greedy answer); 50 and 1.0
+    are InternVL's pipeline defaults (``--top-k``, ``--top-p``)."""
+
     max_new_tokens: int = 64
     temperature: float = 1.0  # 0 = greedy
     top_p: float = 1.0
+    top_k: int = 50
     batch_size: int = 16
     seed: int = 0
 
@@ -87,6 +93,7 @@ def generate_batch(
         do_sample=sample,
         temperature=config.temperature if sample else None,
         top_p=config.top_p if sample else None,
+        top_k=config.top_k if sample else None,
         eos_token_id=eos_ids or end_of_turn_ids(processor),
         pad_token_id=tok.pad_token_id,
     )

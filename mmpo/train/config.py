@@ -13,7 +13,7 @@ from transformers import TrainingArguments
 
 from mmpo.data.corrupt import CorruptionConfig
 from mmpo.data.images import MAX_IMAGE_PIXELS, PILLOW_MAX_PIXELS
-from mmpo.losses import parse_objective
+from mmpo.losses import SFT_REDUCTIONS, parse_objective
 
 DATA_FORMATS = ("auto", "jsonl", "mmpr", "vlfeedback", "hf")
 
@@ -43,6 +43,7 @@ class TrainConfig(TrainingArguments):
     beta: float = field(default=0.1, metadata={"help": "β: the KL strength of every log-ratio term."})
     label_smoothing: float = field(default=0.0, metadata={"help": "ε for sigmoid (conservative DPO) and robust."})
     anchor_delta: float = field(default=0.0, metadata={"help": "δ of mDPO's anchor term."})
+    sft_reduction: str = field(default="sequence", metadata={"help": "How the sft term is normalised: sequence (the MPO paper: each chosen response's mean token NLL, averaged over the batch) | token (InternVL's MPO trainer: one token mean pooled over every chosen token of the micro-batch, so long responses weigh more)."})
     corruption: str = field(default="crop", metadata={"help": "CoPO's m′: crop[:min-max] (default 0.01-0.2) | other | noise[:std] | blur[:r] | mask[:frac] | blank."})
     no_image: bool = field(default=False, metadata={"help": "Train with the image removed (the paper's 'DPO (No Image)' ablation)."})
     max_length: int = field(default=2048, metadata={"help": "Longest sequence in tokens; responses are cut from the end, prompts never."})
@@ -124,6 +125,7 @@ class TrainConfig(TrainingArguments):
             ("lora_alpha", self.lora_alpha > 0, "> 0"),
             ("lora_dropout", finite(self.lora_dropout) and 0 <= self.lora_dropout < 1, "in [0, 1)"),
             ("data_format", self.data_format in DATA_FORMATS, f"one of {', '.join(DATA_FORMATS)}"),
+            ("sft_reduction", self.sft_reduction in SFT_REDUCTIONS, f"one of {', '.join(SFT_REDUCTIONS)}"),
         ]
         for name, ok, rule in rules:
             if not ok:

@@ -68,6 +68,7 @@ class PreferenceTrainer(Trainer):
             beta=args.beta,
             label_smoothing=args.label_smoothing,
             anchor_delta=args.anchor_delta,
+            sft_reduction=args.sft_reduction,
             bco_running_mean=RewardRunningMean() if "bco_pair" in self.weights else None,
         )
         self._metrics: dict[str, list[float]] = defaultdict(list)

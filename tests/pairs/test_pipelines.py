@@ -11,7 +11,7 @@ from mmpo.cli import main
 from mmpo.data import load_preferences
 from mmpo.pairs import CorrectnessConfig, DropoutNTPConfig, correctness, dropout_ntp, load_prompt_rows
 from mmpo.pairs.correctness import make_pairs
-from mmpo.pairs.dropout_ntp import word_prefix
+from mmpo.pairs.dropout_ntp import literal_prefix, text_only_prompt
 from mmpo.pairs.store import PairStore
 from mmpo.shapes.world import caption, make_scene, render
 
@@ -26,14 +26,29 @@ def prompts(tmp_path):
             row = {"id": f"p{i}", "image": f"images/{i}.png", "prompt": "Describe the image.",
                    "answer": str(len(scene.objects))}
             if i != 2:  # row 2 has no chosen: DropoutNTP samples one with the image
-                row["chosen"] = caption(scene.objects)
+                row["chosen"] = ("Shapes:\n" if i == 0 else "") + caption(scene.objects)  # row 0's has a line break
             f.write(json.dumps(row) + "\n")
     return tmp_path
 
 
-def test_word_prefix():
-    assert word_prefix("There is a red circle at the top.", 0.5) == "There is a red"
-    assert word_prefix("one", 0.5) == "one"
+def test_literal_prefix_is_internvls_cut():
+    assert literal_prefix("There is a red circle at the top.", 0.5) == "There is a red"
+    # split on single spaces: a run of spaces counts its empty pieces, a line break joins two words
+    # pieces Step|1:||count.\n\nStep|2:|add.: 6, int(6 * 0.7) = 4 kept, as written
+    assert literal_prefix("Step 1:  count.\n\nStep 2: add.", 0.7) == "Step 1:  count.\n\nStep"
+    assert literal_prefix("Nothing.", 0.5) == ""  # int(1 * 0.5) = 0 pieces
+
+
+def test_a_prefix_keeps_its_newlines():
+    chosen = "The image shows:\n- a red circle at the top,\n- a blue star in the middle.\n\nNothing else."
+    prefix = literal_prefix(chosen, 0.5)
+    assert prefix == "The image shows:\n- a red circle at the"  # 8 of its 16 space-separated pieces
+    assert chosen.startswith(prefix) and "\n" in prefix
+
+
+def test_the_continuation_is_asked_without_image_placeholders():
+    assert text_only_prompt("<image>\nDescribe the image.") == "Describe the image."
+    assert text_only_prompt("Image-1: <image>\nImage-2: <image>\nCompare them.") == "Image-1: \nImage-2: \nCompare them."
 
 
 def test_dropout_ntp_pairs_keep_the_prefix_and_train(llava, prompts, tiny_models, tmp_path):
@@ -45,8 +60,9 @@ def test_dropout_ntp_pairs_keep_the_prefix_and_train(llava, prompts, tiny_models
     assert len(pairs) + sum(store.drops.values()) == 5
     by_source = {p["source_id"]: p for p in pairs}
     first = by_source["p0"]
-    assert first["chosen"] == caption(make_scene(0).objects)
-    assert first["rejected"].startswith(word_prefix(first["chosen"], 0.5))
+    assert first["chosen"] == "Shapes:\n" + caption(make_scene(0).objects)
+    prefix = literal_prefix(first["chosen"], 0.5)
+    assert first["rejected"].startswith(prefix) and prefix.startswith("Shapes:\nThere ")  # the line break kept
     assert first["rejected"] != first["chosen"]
     assert load_preferences(out).report.rows_kept == len(pairs)  # `mmpo train` reads it as it is
     rc = main(["train", "--model", tiny_models["llava"], "--data", out, "--output_dir", str(tmp_path / "run"),
@@ -90,15 +106,61 @@ def test_resume_after_a_kill_gives_the_same_file(llava, prompts, monkeypatch):
     assert len(ids) == len(set(ids))
 
 
-def test_make_pairs_rules():
-    responses = ["so 3. Final answer: 3", "Final answer: 4", "it is 3 or 4. Final answer: 4", "no idea", "Final answer: 3"]
-    pairs, correct, unparsed, drops = make_pairs(responses, "3", max_pairs=15, rng=random.Random(0))
-    assert unparsed == ["no idea"] and len(correct) == 2
-    # "it is 3 or 4" contains the right answer: not a safe rejected response
-    assert all(w == "Final answer: 4" for _, w in pairs) and len(pairs) == 2
-    assert drops == {"unparseable_response": 1, "answer_in_rejected": 2}
-    capped, *_ = make_pairs([f"Final answer: {i % 2}" for i in range(10)], "1", max_pairs=1, rng=random.Random(0))
-    assert len(capped) == 1
+def cot(reasoning: str, answer: str) -> str:
+    """A response that passes InternVL's format checks."""
+    return f"{reasoning}\nLet me check once more.\nFinal answer: {answer}"
+
+
+def test_a_letter_answer_question_yields_pairs():
+    """Every sentence contains the letter "a": only the extracted answers decide the pair."""
+    right = cot("A red circle is at the top, and a blue star is at the bottom.", "A")
+    wrong = cot("A blue star is a shape at the bottom.", "B")
+    found = make_pairs([right, wrong, wrong], "A", max_pairs=15, seed="0")
+    assert found.pairs == [(right, wrong)]  # the repeated pair is written once
+    assert found.drops == {"duplicate_pair": 1}
+
+
+def test_skip_when_the_correct_answer_is_inside_the_wrong_one():
+    """InternVL's entailment skip: the correct response's answer, lower-cased, a substring of
+    the wrong one's (the wrong one may be right but worded otherwise)."""
+    chosen = cot("Three circles.", "3")
+    inside = cot("Thirteen circles.", "13")  # "3" in "13": skipped, though 13 is wrong
+    unrelated = cot("Four circles.", "4")
+    found = make_pairs([chosen, inside, unrelated], "3", max_pairs=15, seed="0")
+    assert found.pairs == [(chosen, unrelated)] and found.drops == {"answer_in_rejected": 1}
+    found = make_pairs([cot("It is Paris.", "Paris"), cot("It is in France.", "PARIS, France")], "paris", 15, "0")
+    assert found.pairs == [] and found.drops == {"answer_in_rejected": 1}
+
+
+def test_a_direct_answer_is_never_chosen():
+    found = make_pairs(["Final answer: A", cot("A blue star.", "B")], "A", max_pairs=15, seed="0")
+    assert found.pairs == [] and found.format_pairs == []
+    assert found.drops == {"unparseable_response": 1, "no_correct_response": 1}
+
+
+def test_pairs_are_sampled_up_to_max_pairs_with_a_seed():
+    right = [cot(f"Count {i}.", "1") for i in range(4)]
+    wrong = [cot(f"Count {i}.", "2") for i in range(4)]
+    first = make_pairs(right + wrong, "1", max_pairs=5, seed="0|q1").pairs
+    assert len(first) == 5 and len(set(first)) == 5
+    assert all(c in right and r in wrong for c, r in first)
+    assert make_pairs(right + wrong, "1", max_pairs=5, seed="0|q1").pairs == first  # deterministic
+    assert make_pairs(right + wrong, "1", max_pairs=5, seed="1|q1").pairs != first  # the seed draws
+
+
+def test_format_negatives_are_capped_like_correctness_pairs():
+    right = cot("One circle.", "1")
+    broken = [f"It is {i} circles." for i in range(30)]  # no answer label: format negatives
+    found = make_pairs([right, *broken], "1", max_pairs=4, seed="0|q")
+    assert len(found.format_pairs) == 4 and all(c == right and r in broken for c, r in found.format_pairs)
+    assert make_pairs([right, *broken], "1", max_pairs=4, seed="0|q").format_pairs == found.format_pairs
+    assert found.drops["unparseable_response"] == 30
+
+
+def test_a_no_answer_gets_no_format_pairs():
+    """InternVL reads a format negative's answer as "None": "no" is inside it (its quirk, kept)."""
+    found = make_pairs([cot("The circle is blue.", "No"), "It is not red."], "no", max_pairs=15, seed="0")
+    assert found.format_pairs == [] and found.format_drops == {"answer_in_rejected": 1}
 
 
 def test_correctness_pipeline_end_to_end(llava, prompts, monkeypatch):
@@ -107,7 +169,7 @@ def test_correctness_pipeline_end_to_end(llava, prompts, monkeypatch):
 
     def fake_generate(model, processor, requests, config):  # the tiny model can't count yet
         rng = random.Random(config.seed)
-        return [rng.choice(["Final answer: 1", "Final answer: 2", "Final answer: 3", "\\boxed{2}", "hmm"])
+        return [rng.choice([cot("Counting.", "1"), cot("Counting.", "2"), cot("Counting.", "3"), "\\boxed{2}", "hmm"])
                 for _ in requests]
 
     monkeypatch.setattr(importlib.import_module("mmpo.pairs.correctness"), "generate", fake_generate)
@@ -122,7 +184,8 @@ def test_correctness_pipeline_end_to_end(llava, prompts, monkeypatch):
                for p in pairs)
     assert load_preferences(out).report.rows_kept == len(pairs)
     fmt = [json.loads(line) for line in open(prompts / "cor.format.jsonl")]
-    assert fmt and all(p["rejected"] == "hmm" for p in fmt)
+    assert fmt and all(p["rejected"] in ("hmm", "\\boxed{2}") for p in fmt)
+    assert all(len([p for p in fmt if p["source_id"] == r.id]) <= 3 for r in rows)
     assert "unparseable_response" in store.summary(len(rows))
 
 
@@ -142,3 +205,28 @@ def test_pairs_cli_dropout_ntp(prompts, tiny_models, capsys):
     assert "5 inputs, 5 done" in capsys.readouterr().out
     assert load_preferences(str(out)).report.rows_kept >= 1
     assert main(["pairs", "nope"]) == 2
+
+
+def test_sampling_is_not_narrowed_by_the_checkpoints_generation_config(llava, monkeypatch):
+    """Qwen2-VL's generation_config.json sets top_k 1: sampled responses must still differ."""
+    from PIL import Image
+
+    from mmpo.pairs.generate import GenerationConfig, GenerationRequest, generate
+
+    model, processor = llava
+    monkeypatch.setattr(model.generation_config, "top_k", 1)
+    request = GenerationRequest([Image.new("RGB", (32, 32), "red")], "Describe the image.")
+    texts = generate(model, processor, [request] * 6, GenerationConfig(max_new_tokens=6, batch_size=6, seed=0))
+    assert len(set(texts)) > 1
+
+
+def test_pairs_cli_correctness_on_a_real_model(prompts, tiny_models, capsys):
+    """Real sampling, end to end: the tiny model never writes InternVL's format, so every
+    response is a format negative and no question has a correct one."""
+    out = prompts / "cli_cor.jsonl"
+    rc = main(["pairs", "correctness", "--model", tiny_models["llava"], "--data", str(prompts / "prompts.jsonl"),
+               "--out", str(out), "--samples", "2", "--max_new_tokens", "4", "--batch_size", "2", "--device", "cpu"])
+    assert rc == 0
+    summary = capsys.readouterr().out
+    assert "5 inputs, 5 done" in summary and "10 unparseable_response, 5 no_correct_response" in summary
+    assert out.read_text() == "" and (prompts / "cli_cor.format.jsonl").read_text() == ""
