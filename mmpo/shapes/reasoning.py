@@ -4,7 +4,7 @@ and MPO beats DPO + SFT on chain-of-thought reasoning).
 
 The question is a count conditioned on an attribute ("How many red shapes are there?"),
 asked with the correctness pipeline's own chain-of-thought instruction
-(:func:`mmpo.pairs.correctness.cot_prompt`). A worked answer first describes the scene
+(:func:`mmpo.pairs.cot_format.cot_prompt`, InternVL's). A worked answer first describes the scene
 (perception, where hallucinations happen), then counts, then states the answer::
 
     There is a red circle at the top left and a blue star in the middle.
@@ -37,7 +37,7 @@ from mmpo.eval.metrics.qa import qa_scores, score_response
 from mmpo.losses import sft
 from mmpo.model.load import load_model, load_processor
 from mmpo.model.logps import sequence_logps
-from mmpo.pairs.correctness import cot_prompt
+from mmpo.pairs.cot_format import cot_prompt
 from mmpo.pairs.generate import GenerationConfig, GenerationRequest, generate
 from mmpo.shapes.pretrain import PretrainConfig, _cosine, cache_dir, code_fingerprint, shapes_vlm, training_example
 from mmpo.shapes.tasks import reasoning_task

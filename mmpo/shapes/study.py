@@ -251,7 +251,7 @@ def reasoning_runs(config, pretrain, scenes, eval_scenes, data_dir: str, runs_di
     save_scenes(scenes, os.path.join(data_dir, "images"))
     pairs = os.path.join(data_dir, "correctness.jsonl")
     store = correctness(reasoner, processor, question_rows(scenes, seed, os.path.join(data_dir, "images")), pairs,
-                        CorrectnessConfig(samples=8, max_pairs=4, max_new_tokens=MAX_NEW_TOKENS, batch_size=32, seed=seed))
+                        CorrectnessConfig(samples=16, max_pairs=4, max_new_tokens=MAX_NEW_TOKENS, batch_size=32, seed=seed))
     out["reasoning_pairs"] = sum(d["pairs"] for d in store.done.values())
     if not out["reasoning_pairs"]:
         return out

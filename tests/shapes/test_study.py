@@ -57,6 +57,8 @@ def test_worked_answers_are_what_the_pipeline_scores():
     prompt, answer, truth = reasoning_question(scene, random.Random(0))
     assert "How many " in prompt and "Final answer" in prompt
     assert score_response(answer, truth) == (truth, True)
+    from mmpo.pairs.cot_format import parse_response
+    assert parse_response(answer, "final").answer == truth  # passes InternVL's format check: never a format negative
     assert score_response(answer.replace(f"answer: {truth}", "answer: 7"), truth)[1] is False
 
 
