@@ -136,6 +136,7 @@ def plot_curves(histories: Mapping[str, list[dict]], path: str) -> None:
         ax.set(title=title, xlabel="step")
         if ax.has_data():
             ax.legend(fontsize=8)
+    fig.tight_layout()
     _save_figure(fig, path)
 
 
