@@ -52,7 +52,8 @@ class DataError(ValueError):
 class PreferenceExample:
     """One preference row.
 
-    ``images`` condition the prompt (one or several, placed before the prompt text);
+    ``images`` condition the prompt: one or several, placed before the prompt text, or, when
+    the prompt holds one ``<image>`` placeholder per image, each at its placeholder;
     ``rejected_images``, when given, is an explicit negative image set for CoPO (used
     instead of a corrupted copy); ``source`` is "file:line" for error messages.
     """
@@ -77,6 +78,8 @@ class LoadReport:
     skipped: Counter = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)  # one per skipped row, see DataError.record
+    format: str = ""  # the layout read (see mmpo.data.formats)
+    notes: list[str] = field(default_factory=list)  # what the reader decided: path bases, templates taken out
 
     def skip(self, err: DataError) -> None:
         self.skipped[err.reason] += 1

@@ -85,7 +85,7 @@ def load_training_data(config: TrainConfig, processor=None) -> PreferenceData:
     skipped_path = os.path.join(config.output_dir, SKIPPED_FILE)
     try:
         data = load_preferences(
-            config.data, format=config.data_format, image_root=config.image_root,
+            config.data, format=config.data_format, image_root=config.image_root, image_roots=config.image_root_list,
             skip_invalid=config.skip_invalid_rows, seed=config.seed, max_image_pixels=config.max_image_pixels,
             check_row=lengths.check_row,
         )
@@ -94,7 +94,9 @@ def load_training_data(config: TrainConfig, processor=None) -> PreferenceData:
             err.report.write_skipped(skipped_path)
         raise
     print(data.report.summary())
-    if config.skip_invalid_rows and config.process_index == 0:
+    for note in data.report.notes:
+        print(f"  {note}")
+    if (config.skip_invalid_rows or data.report.records) and config.process_index == 0:
         data.report.write_skipped(skipped_path)
         if data.report.records:
             print(f"skipped rows are listed in {skipped_path}")

@@ -1,0 +1,47 @@
+"""LLaMA-Factory's sharegpt preference layout (``data/README.md``, "Preference Dataset",
+registered with ``"formatting": "sharegpt", "ranking": true``): ``conversations`` (a list
+of ``{"from", "value"}`` turns ending in a ``human`` turn), ``chosen`` and ``rejected``
+(each one ``{"from": "gpt", "value"}``), ``images`` (paths, relative to the JSON's folder as
+LLaMA-Factory's ``media_dir`` defaults to the dataset folder), optional ``system``. The
+system text is taken out; ``<image>`` in the human turn places the images. Single-turn rows
+only (a longer history is an error naming the row)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mmpo.data.formats.common import ImageRules, TextOnlyRow, make_example, row_id, row_images
+from mmpo.data.schema import DataError, PreferenceExample
+
+USER_TAGS = ("human", "user")
+ASSISTANT_TAGS = ("gpt", "assistant")
+
+
+def sharegpt_row(obj: dict, index: int, location: str, root: str, rules: ImageRules) -> PreferenceExample:
+    turns = obj.get("conversations")
+    if not isinstance(turns, list) or not turns:
+        raise DataError(location, "conversations", "must be a non-empty list of {from, value} turns", "wrong_type")
+    if not obj.get("images"):
+        raise TextOnlyRow(location, "images")
+    user = [t for t in turns if not (isinstance(t, dict) and t.get("from") == "system")]
+    if len(user) != 1 or not isinstance(user[0], dict) or user[0].get("from") not in USER_TAGS:
+        raise DataError(location, "conversations", f"must hold one human turn (after an optional system turn), got "
+                        f"{[t.get('from') if isinstance(t, dict) else type(t).__name__ for t in turns]}; multi-turn "
+                        "rows are not supported", "multi_turn")
+    return make_example(
+        location=location,
+        row_id=row_id(obj, index, location),
+        images=row_images(obj.get("images"), root, location, "images", rules),
+        prompt=user[0].get("value"),
+        prompt_field="conversations",
+        chosen=_response(obj.get("chosen"), location, "chosen"),
+        rejected=_response(obj.get("rejected"), location, "rejected"),
+    )
+
+
+def _response(value: Any, location: str, field: str) -> Any:
+    if isinstance(value, dict):
+        if value.get("from") not in ASSISTANT_TAGS:
+            raise DataError(location, field, f"must be a gpt turn, got from={value.get('from')!r}", "wrong_type")
+        return value.get("value")
+    return value
