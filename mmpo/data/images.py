@@ -70,6 +70,15 @@ def resolve_image_path(path: str, root: str, location: str, field: str, allowed_
     return full
 
 
+def split_roots(value: str | None) -> list[str]:
+    """``--image_roots a,b`` as a list of folders; one that is not a folder is an error."""
+    roots = [r.strip() for r in (value or "").split(",") if r.strip()]
+    for root in roots:
+        if not os.path.isdir(root):
+            raise ValueError(f"--image_roots: {root!r} is not a folder")
+    return roots
+
+
 def check_image(path: str, location: str, field: str, mode: ImageCheck, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
     """``mode='exists'`` checks the file is there; ``'full'`` also decodes every pixel,
     catching truncated, oversize and non-image files before training starts."""

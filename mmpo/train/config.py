@@ -13,7 +13,7 @@ from transformers import TrainingArguments
 
 from mmpo.data.corrupt import CorruptionConfig
 from mmpo.data.formats import FORMATS as DATA_FORMATS
-from mmpo.data.images import MAX_IMAGE_PIXELS, PILLOW_MAX_PIXELS
+from mmpo.data.images import MAX_IMAGE_PIXELS, PILLOW_MAX_PIXELS, split_roots
 from mmpo.losses import parse_objective
 
 
@@ -130,17 +130,6 @@ class TrainConfig(TrainingArguments):
         for name, ok, rule in rules:
             if not ok:
                 raise ValueError(f"--{name} must be {rule}, got {getattr(self, name)!r}")
-
-
-def split_roots(value: str | None) -> list[str]:
-    """``--image_roots a,b`` as a list of folders (each must exist)."""
-    import os
-
-    roots = [r.strip() for r in (value or "").split(",") if r.strip()]
-    for root in roots:
-        if not os.path.isdir(root):
-            raise ValueError(f"--image_roots: {root!r} is not a folder")
-    return roots
 
 
 def _weights(option: str, spec: str) -> dict[str, float]:
