@@ -43,23 +43,25 @@ ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa")
 
 def resolve_image_path(path: str, root: str, location: str, field: str, allowed_roots: tuple[str, ...] = ()) -> str:
     """``root/path`` made absolute, refusing ``..`` tricks (symlinks included) that leave
-    ``root``. An absolute path is refused unless it lies under one of ``allowed_roots``
-    (``--image_roots``), so a data file cannot make training read any file on the machine."""
+    ``root``. An absolute path outside ``root`` is refused unless it lies under one of
+    ``allowed_roots`` (``--image_roots``), so a data file cannot make training read any
+    file on the machine."""
     if not isinstance(path, str) or not path.strip():
         raise DataError(location, field, f"must be a non-empty image path, got {path!r}", "wrong_type")
     if "\x00" in path:
         raise DataError(location, field, f"image path {path!r} contains a NUL byte", "wrong_type")
     if os.path.isabs(path):
         full = os.path.realpath(path)
-        for allowed in allowed_roots:
+        for allowed in (root, *allowed_roots):
             allowed_real = os.path.realpath(allowed)
             if os.path.commonpath([allowed_real, full]) == allowed_real:
                 return full
         allowed = f" (allowed now: {', '.join(allowed_roots)})" if allowed_roots else ""
         raise DataError(
-            location, field, f"image path {path!r} is absolute; absolute image paths are refused by default{allowed}. "
-            f"Allow them with --image_roots naming the folders they may come from (e.g. --image_roots "
-            f"{os.path.dirname(path) or '/'}), or make the paths relative to the data file", "absolute_image_path",
+            location, field, f"image path {path!r} is absolute and outside the dataset root {os.path.realpath(root)}; "
+            f"such paths are refused by default{allowed}. Allow them with --image_roots naming the folders they may "
+            f"come from (e.g. --image_roots {os.path.dirname(path) or '/'}), or make the paths relative to the data "
+            "file", "absolute_image_path",
         )
     root_real = os.path.realpath(root)
     full = os.path.realpath(os.path.join(root_real, path))

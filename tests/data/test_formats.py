@@ -96,16 +96,19 @@ def test_vlfeedback_is_binarised_best_against_worst_mean_rating(tmp_path):
 def test_absolute_image_paths_need_image_roots(tmp_path):
     images = tmp_path / "elsewhere"
     names = real_layouts.save_images(str(images), 1)
-    path = tmp_path / "swift.jsonl"
+    (tmp_path / "data").mkdir()
+    path = tmp_path / "data" / "swift.jsonl"
     real_layouts.write_jsonl(str(path), [{"messages": [{"role": "user", "content": "<image>what is it ?"},
                                                        {"role": "assistant", "content": "a square ."}],
                                           "rejected_response": "a dog .", "images": [str(images / names[0])]}])
-    with pytest.raises(DataError, match=r"swift.jsonl:1: field 'images': image path .* is absolute; absolute image "
-                                        r"paths are refused by default\. Allow them with --image_roots"):
+    with pytest.raises(DataError, match=r"swift.jsonl:1: field 'images': image path .* is absolute and outside the "
+                                        r"dataset root .*; such paths are refused by default\. Allow them with "
+                                        r"--image_roots"):
         load_preferences(str(path))
     assert load_preferences(str(path), image_roots=[str(images)])[0].images == [str(images / names[0])]
-    with pytest.raises(DataError, match=r"is absolute; .*\(allowed now: "):
-        load_preferences(str(path), image_roots=[str(tmp_path / "other")])
+    with pytest.raises(DataError, match=r"is absolute and outside .*\(allowed now: "):
+        load_preferences(str(path), image_roots=[str(tmp_path / "data")])
+    assert len(load_preferences(str(path), image_root=str(tmp_path))) == 1  # absolute, but inside the data root
 
 
 @pytest.mark.parametrize("row, message", [

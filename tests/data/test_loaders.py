@@ -101,7 +101,7 @@ def test_hf_dataset_conversational_and_plain():
         (good_row(prompt=3), r"prefs.jsonl:1: field 'prompt': must be a string, got int"),
         (good_row(image=7), r"prefs.jsonl:1: field 'image': must be a path string"),
         (good_row(image="../outside.png"), r"prefs.jsonl:1: field 'image': image path '../outside.png' escapes"),
-        (good_row(image="/etc/passwd"), r"field 'image': image path '/etc/passwd' is absolute; .* --image_roots"),
+        (good_row(image="/etc/passwd"), r"field 'image': image path '/etc/passwd' is absolute and outside the dataset root .* --image_roots"),
         ({k: v for k, v in good_row().items() if k != "rejected"}, r"field 'rejected': is missing"),
         ("{not json", r"prefs.jsonl:1: is not valid JSON"),
         ("[1, 2]", r"prefs.jsonl:1: must be a JSON object, got list"),
