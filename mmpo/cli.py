@@ -134,17 +134,19 @@ def _data(argv: list[str]) -> int:
 
     from mmpo.data.inspect import InspectConfig, inspect_command
 
-    if not argv or argv[0] not in ("inspect", "-h", "--help"):
-        print("usage: mmpo data inspect FILE [--model DIR] [options]   (mmpo data inspect --help)")
-        return 2
-    if argv[0] != "inspect":
-        print("usage: mmpo data inspect FILE [--model DIR] [options]\n\n" + InspectConfig.__doc__)
-        return 0
+    usage = "usage: mmpo data inspect FILE [--model DIR] [options]   (mmpo data inspect --help)"
+    if not argv or argv[0] != "inspect":
+        print(usage)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
     rest = argv[1:]
     if rest and not rest[0].startswith("-"):  # the FILE positional
         rest = ["--data", rest[0], *rest[1:]]
-    parser = HfArgumentParser(InspectConfig, prog="mmpo data inspect",
-                              description="What mmpo makes of a preference file: " + InspectConfig.__doc__)
+    parser = HfArgumentParser(
+        InspectConfig, prog="mmpo data inspect", usage="mmpo data inspect FILE [--model DIR] [options]",
+        description="What mmpo makes of a preference file before anything trains: the format read, row and image "
+        "counts, skipped rows and why, and the first rows as the model will see them (FILE may also be given as "
+        "--data FILE).",
+    )
     (config,) = parser.parse_args_into_dataclasses(rest)
     print(inspect_command(config))
     return 0

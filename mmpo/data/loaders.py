@@ -74,7 +74,12 @@ def load_preferences(
     notes: list[str] = []
     rows, name, detected = open_rows(source, format, image_root, seed, notes)
     rules = ImageRules(check_images, max_image_pixels, tuple(os.path.abspath(r) for r in image_roots))
-    data = _collect(rows, name, skip_invalid, rules, check_row)
+    try:
+        data = _collect(rows, name, skip_invalid, rules, check_row)
+    except DataError as err:
+        if err.report is not None:  # every row skipped: the report still says what was read
+            err.report.format, err.report.notes = detected, notes + err.report.notes
+        raise
     data.report.format = detected
     data.report.notes = notes + data.report.notes
     return data

@@ -60,6 +60,12 @@ def test_hub_parquet_folders_and_files_through_datasets(tmp_path):
     assert data[1].metadata["origin_dataset"] == "OK-VQA"
     one = load_preferences(os.path.join(folder, "RLAIF-V-Dataset_001.parquet"))
     assert [row.chosen for row in one] == real_layouts.CHOSEN[2:]
+    import datasets
+
+    datasets.Dataset.from_parquet(os.path.join(folder, "RLAIF-V-Dataset_000.parquet")).save_to_disk(
+        str(tmp_path / "saved"))
+    saved = load_preferences(str(tmp_path / "saved"))  # its `question` column, after save_to_disk
+    assert saved.report.format == "rlaif-v" and saved[0].prompt == real_layouts.QUESTIONS[0]
     trl = load_preferences(real_layouts.trl_formatted(str(tmp_path)))
     assert trl.report.format == "trl" and len(trl) == 3  # the train split only
     assert trl[0].prompt == "what is shown in the image ?" and trl[0].chosen == real_layouts.CHOSEN[0]

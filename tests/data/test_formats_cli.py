@@ -68,3 +68,12 @@ def test_inspect_lists_rows_that_would_stop_training(tmp_path, capsys):
     assert main(["data", "inspect", str(tmp_path / "p.jsonl")]) == 0
     out = capsys.readouterr().out
     assert "1 missing_image (stops `mmpo train` unless --skip_invalid_rows); first: " in out and "p.jsonl:2" in out
+
+
+def test_inspect_of_data_with_no_usable_row_still_reports(tmp_path, capsys):
+    real_layouts.write_jsonl(str(tmp_path / "t.jsonl"), [{"messages": [{"role": "user", "content": "q"},
+                                                                        {"role": "assistant", "content": "x"}],
+                                                           "rejected_response": "y"}])
+    assert main(["data", "inspect", str(tmp_path / "t.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "format: swift" in out and "rows: 1 read, 0 kept, 1 skipped" in out and "1 text_only" in out
