@@ -21,6 +21,7 @@ Decoding rules (every loader, the collator and ``mmpo pairs`` go through :func:`
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -81,10 +82,16 @@ def split_roots(value: str | None) -> list[str]:
     return roots
 
 
-def check_image(path: str, location: str, field: str, mode: ImageCheck, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+def check_image(path: ImageSource, location: str, field: str, mode: ImageCheck,
+                max_pixels: int = MAX_IMAGE_PIXELS) -> None:
     """``mode='exists'`` checks the file is there; ``'full'`` also decodes every pixel,
-    catching truncated, oversize and non-image files before training starts."""
+    catching truncated, oversize and non-image files before training starts. An embedded
+    image (bytes, PIL) is decoded in ``'full'`` mode, into a copy that is not kept."""
     if mode == "none":
+        return
+    if not isinstance(path, str):
+        if mode == "full":
+            load_image(path, location, field, max_pixels)
         return
     if not os.path.isfile(path):
         raise DataError(location, field, f"image file not found: {path}", "missing_image")
@@ -134,11 +141,12 @@ class _opened:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                self.image = Image.open(self.source)
+                self.image = Image.open(io.BytesIO(self.source) if isinstance(self.source, bytes) else self.source)
         except FileNotFoundError:
-            raise DataError(self.location, self.field, f"image file not found: {self.source}", "missing_image") from None
+            raise DataError(self.location, self.field, f"image file not found: {describe(self.source)}",
+                            "missing_image") from None
         except Image.DecompressionBombError as exc:
-            raise DataError(self.location, self.field, f"image {self.source} is too large to decode ({exc}); "
+            raise DataError(self.location, self.field, f"image {describe(self.source)} is too large to decode ({exc}); "
                             "shrink it, or skip the row with --skip_invalid_rows", "image_too_large") from None
         except Exception as exc:  # noqa: BLE001 — anything Pillow raises on a bad file
             raise _unreadable(self.source, self.location, self.field, exc) from None
@@ -148,8 +156,18 @@ class _opened:
         self.image.close()
 
 
+def describe(source: ImageSource) -> str:
+    """How an error message names an image: its path, or what kind of embedded image it is."""
+    if isinstance(source, bytes):
+        return f"(embedded, {len(source):,} bytes)"
+    if isinstance(source, Image.Image):
+        return f"(in memory, {source.width}×{source.height})"
+    return str(source)
+
+
 def _unreadable(source, location: str, field: str, exc: Exception) -> DataError:
-    return DataError(location, field, f"cannot read image {source}: {type(exc).__name__}: {exc}", "unreadable_image")
+    return DataError(location, field, f"cannot read image {describe(source)}: {type(exc).__name__}: {exc}",
+                     "unreadable_image")
 
 
 def _check_pixels(img: Image.Image, source, location: str, field: str, max_pixels: int) -> None:
@@ -157,13 +175,14 @@ def _check_pixels(img: Image.Image, source, location: str, field: str, max_pixel
     if width * height > max_pixels:
         raise DataError(
             location, field,
-            f"image {source} is {width}×{height} = {width * height:,} pixels, over the "
+            f"image {describe(source)} is {width}×{height} = {width * height:,} pixels, over the "
             f"--max_image_pixels limit of {max_pixels:,}; shrink it, raise the limit, "
             "or skip the row with --skip_invalid_rows",
             "image_too_large",
         )
     if width < 1 or height < 1:
-        raise DataError(location, field, f"image {source} is {width}×{height}, which has no pixels", "unreadable_image")
+        raise DataError(location, field, f"image {describe(source)} is {width}×{height}, which has no pixels",
+                        "unreadable_image")
 
 
 def _decode(img: Image.Image, source, location: str, field: str, max_pixels: int) -> Image.Image:
@@ -176,7 +195,7 @@ def _decode(img: Image.Image, source, location: str, field: str, max_pixels: int
             img = img.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
         return on_background(img)
     except UnsupportedImage as exc:
-        raise DataError(location, field, f"image {source}: {exc}", "unsupported_image") from None
+        raise DataError(location, field, f"image {describe(source)}: {exc}", "unsupported_image") from None
     except Exception as exc:  # noqa: BLE001 — truncated data, bad chunks, unsupported codecs…
         raise _unreadable(source, location, field, exc) from None
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-from mmpo.data.images import MAX_IMAGE_PIXELS, split_roots
+from mmpo.data.images import MAX_IMAGE_PIXELS, describe, split_roots
 from mmpo.data.loaders import load_preferences
 from mmpo.data.schema import DataError, LoadReport, PreferenceExample
 
@@ -133,8 +133,7 @@ def inspect_command(config: InspectConfig) -> str:
 
 
 def _as_read(ex: PreferenceExample) -> ShownRow:
-    images = ", ".join(src if isinstance(src, str) else f"<{src.width}×{src.height} image in the data>"
-                       for src in ex.images)
+    images = ", ".join(describe(src) for src in ex.images)
     return ShownRow(ex, f"{ex.prompt}\n[images: {images}]", ex.chosen, ex.rejected)
 
 

@@ -13,9 +13,10 @@ from PIL import Image
 
 from mmpo.io import write_text_atomic
 
-# An image is either an absolute path on disk (loaded lazily) or an in-memory PIL image
-# (Hugging Face datasets hand those out).
-ImageSource = Union[str, Image.Image]
+# An image is an absolute path on disk, the encoded bytes of an image embedded in the data
+# (a datasets Image column, a base64 string), both decoded when a batch needs them, or an
+# in-memory PIL image (a Dataset object handed to load_preferences may hold those).
+ImageSource = Union[str, bytes, Image.Image]
 
 
 class DataError(ValueError):

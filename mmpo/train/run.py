@@ -103,6 +103,11 @@ def load_training_data(config: TrainConfig, processor=None) -> PreferenceData:
     return data
 
 
+def _image_key(source) -> str:
+    """An image as the fingerprint sees it: its path, or the digest of its embedded bytes."""
+    return hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else str(source)
+
+
 def data_fingerprint(config: TrainConfig, data: PreferenceData) -> str:
     """Hash of everything the reference log-probs depend on: model weights' files, rows,
     and the options that shape the sequences."""
@@ -113,8 +118,8 @@ def data_fingerprint(config: TrainConfig, data: PreferenceData) -> str:
             stat = os.stat(path)
             h.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     for row in data:
-        h.update(json.dumps([row.id, row.prompt, row.chosen, row.rejected, [str(i) for i in row.images],
-                             [str(i) for i in row.rejected_images]]).encode())
+        h.update(json.dumps([row.id, row.prompt, row.chosen, row.rejected, [_image_key(i) for i in row.images],
+                             [_image_key(i) for i in row.rejected_images]]).encode())
     h.update(json.dumps([config.corruption, config.seed, config.no_image, config.max_length,
                          config.max_prompt_length, sorted(config.objective_weights)]).encode())
     return h.hexdigest()[:16]

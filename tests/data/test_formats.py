@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from mmpo.data import DataError, load_preferences
+from mmpo.data import DataError, load_image, load_preferences
 from tests.data import real_layouts
 
 
@@ -56,7 +56,8 @@ def test_hub_parquet_folders_and_files_through_datasets(tmp_path):
     folder = real_layouts.rlaif_v(str(tmp_path))
     data = load_preferences(folder)
     assert data.report.format == "rlaif-v" and len(data) == 4
-    assert data[1].prompt == "how many shapes are there ?" and data[1].images[0].size == (32, 32)
+    assert data[1].prompt == "how many shapes are there ?" and isinstance(data[1].images[0], bytes)  # kept encoded
+    assert load_image(data[1].images[0]).size == (32, 32)
     assert data[1].metadata["origin_dataset"] == "OK-VQA"
     one = load_preferences(os.path.join(folder, "RLAIF-V-Dataset_001.parquet"))
     assert [row.chosen for row in one] == real_layouts.CHOSEN[2:]
@@ -88,7 +89,8 @@ def test_llamafactory_sharegpt_and_swift_layouts(tmp_path):
     assert shared[3].chosen == "yes ." and shared[3].images[0].endswith("mllm_demo_data/0003.jpg")
     swift = load_preferences(real_layouts.swift(str(tmp_path)))
     assert swift.report.format == "swift" and swift[0].prompt == real_layouts.QUESTIONS[0]  # no system text
-    assert swift[0].rejected == real_layouts.REJECTED[0] and swift[0].images[0].size == (32, 32)  # base64 decoded
+    assert swift[0].rejected == real_layouts.REJECTED[0]
+    assert load_image(swift[0].images[0]).tobytes() == real_layouts.image(0).tobytes()  # the base64 image itself
 
 
 def test_vlfeedback_is_binarised_best_against_worst_mean_rating(tmp_path):

@@ -6,7 +6,7 @@ import os
 import pytest
 from PIL import Image
 
-from mmpo.data import DataError, load_preferences
+from mmpo.data import DataError, load_image, load_preferences
 
 
 def write_image(path, color=(200, 30, 30), size=(16, 16)):
@@ -87,7 +87,7 @@ def test_hf_dataset_conversational_and_plain():
     })
     data = load_preferences(conv)
     assert data[0].prompt == "What is it?" and data[0].chosen == "A square." and data[0].rejected == "A circle."
-    assert data[0].images[0].size == (8, 8)
+    assert load_image(data[0].images[0]).getpixel((0, 0)) == (1, 2, 3)
     plain = datasets.Dataset.from_dict({"images": [[img]], "prompt": ["Q?"], "chosen": ["yes"], "rejected": ["no"]})
     assert load_preferences(plain)[0].prompt == "Q?"
 
@@ -245,7 +245,7 @@ def test_hf_rows_with_bad_images_or_messages_are_data_errors():
     img = Image.new("RGB", (8, 8))
     bad_bytes = datasets.Dataset.from_dict({"images": [[{"bytes": b"not an image", "path": None}]], "prompt": ["Q?"],
                                             "chosen": ["yes"], "rejected": ["no"]})
-    with pytest.raises(DataError, match=r"\[row 0\]: field 'images': cannot read image bytes"):
+    with pytest.raises(DataError, match=r"\[row 0\]: field 'images': cannot read image \(embedded, 12 bytes\)"):
         load_preferences(bad_bytes)
     bad_content = datasets.Dataset.from_list([{"images": [img], "prompt": [{"role": "user", "content": 5}],
                                                "chosen": "yes", "rejected": "no"}])

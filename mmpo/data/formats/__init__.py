@@ -181,7 +181,23 @@ def _parquet(files: list[str], path: str):
         raise DataError(path, None, f"cannot be read as parquet: {type(exc).__name__}: {exc}", "bad_parquet") from None
 
 
+def _encoded_images(dataset):
+    """``dataset`` with its Image columns read as ``{"bytes", "path"}`` instead of decoded,
+    so rows keep their images encoded until a batch needs them."""
+    import datasets
+
+    for name, feature in dataset.features.items():
+        if isinstance(feature, datasets.Image) and feature.decode:
+            dataset = dataset.cast_column(name, datasets.Image(decode=False))
+        elif isinstance(feature, datasets.Sequence) and isinstance(feature.feature, datasets.Image):
+            dataset = dataset.cast_column(name, datasets.Sequence(datasets.Image(decode=False)))
+        elif isinstance(feature, list) and len(feature) == 1 and isinstance(feature[0], datasets.Image):
+            dataset = dataset.cast_column(name, [datasets.Image(decode=False)])
+    return dataset
+
+
 def _dataset_rows(dataset, format: str, root: str, name: str) -> tuple[Iterator[RowThunk], str, str]:
+    dataset = _encoded_images(dataset)
     if format == "auto":
         format = detect_schema(dataset.column_names)
     if format == "mmpo":  # a dataset in mmpo's columns is TRL's layout: text-only rows are skipped

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import io
 import json
 import os
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 from PIL import Image
 
-from mmpo.data.images import MAX_IMAGE_PIXELS, ImageCheck, check_image, load_image, resolve_image_path
+from mmpo.data.images import MAX_IMAGE_PIXELS, ImageCheck, check_image, resolve_image_path
 from mmpo.data.prompts import question_text
 from mmpo.data.schema import DataError, ImageSource, PreferenceExample, check_pair, check_text
 
@@ -88,8 +87,9 @@ def row_images(value: Any, root: str, location: str, field: str, rules: ImageRul
                required: bool = True) -> list[ImageSource]:
     """A row's images: a path relative to ``root`` (absolute ones only under ``rules.roots``),
     a ``data:image/…;base64,`` string, ``{"bytes", "path"}`` (a datasets Image), or a PIL
-    image; one or a list. A missing image is a :class:`DataError`, or ``[]`` when not
-    ``required``."""
+    image; one or a list. Embedded images are kept encoded (bytes) and decoded when a batch
+    needs them, so a hub set's images are not all held decoded in memory. A missing image is
+    a :class:`DataError`, or ``[]`` when not ``required``."""
     if value is None or value == []:
         if required:
             what = "is missing" if value is None else "is an empty list"
@@ -99,10 +99,7 @@ def row_images(value: Any, root: str, location: str, field: str, rules: ImageRul
     images = []
     for item in items:
         image = _one_image(item, root, location, field, rules)
-        if isinstance(image, str):
-            check_image(image, location, field, rules.check, rules.max_pixels)
-        elif rules.check == "full":
-            load_image(image, location, field, rules.max_pixels)
+        check_image(image, location, field, rules.check, rules.max_pixels)
         images.append(image)
     return images
 
@@ -111,7 +108,7 @@ def _one_image(item: Any, root: str, location: str, field: str, rules: ImageRule
     if isinstance(item, Image.Image):
         return item
     if isinstance(item, dict) and item.get("bytes"):
-        return _image_from_bytes(item["bytes"], location, field)
+        return bytes(item["bytes"])
     if isinstance(item, dict) and item.get("path"):
         item = item["path"]
     if not isinstance(item, str):
@@ -125,26 +122,15 @@ def _one_image(item: Any, root: str, location: str, field: str, rules: ImageRule
     return resolve_image_path(item, root, location, field, allowed_roots=rules.roots)
 
 
-def _image_from_data_uri(uri: str, location: str, field: str) -> Image.Image:
+def _image_from_data_uri(uri: str, location: str, field: str) -> bytes:
     header, _, payload = uri.partition(",")
     if not header.startswith("data:image/") or not header.endswith(";base64"):
         raise DataError(location, field, f"is a data URI mmpo cannot read ({header[:60]!r}); "
                         "expected data:image/<type>;base64,<data>", "unreadable_image")
     try:
-        data = base64.b64decode(payload, validate=True)
+        return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise DataError(location, field, f"holds base64 image data that does not decode ({exc})",
-                        "unreadable_image") from None
-    return _image_from_bytes(data, location, field)
-
-
-def _image_from_bytes(data: bytes, location: str, field: str) -> Image.Image:
-    try:
-        return Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as exc:
-        raise DataError(location, field, f"image is too large to decode ({exc})", "image_too_large") from None
-    except Exception as exc:  # noqa: BLE001 — anything Pillow raises on bad bytes
-        raise DataError(location, field, f"cannot read image bytes: {type(exc).__name__}: {exc}",
                         "unreadable_image") from None
 
 
