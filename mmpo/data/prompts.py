@@ -7,7 +7,8 @@ template at collation, so a template found in the data is taken out here (else t
 would see two templates and a literal ``<image>``). Recognised (single turn only):
 
 - Vicuna v1 (LLaVA-v1, Bunny, mDPO): ``[system] USER: {q} ASSISTANT:``
-- ChatML (Qwen, InternVL): ``[<|im_start|>system …<|im_end|>] <|im_start|>user\\n{q}<|im_end|>\\n<|im_start|>assistant\\n``
+- ChatML (Qwen, InternVL): ``[<|im_start|>system …<|im_end|>]``
+  ``<|im_start|>user\\n{q}<|im_end|>\\n<|im_start|>assistant\\n``
 - Llama-2 / Mistral: ``[INST] [<<SYS>> … <</SYS>>] {q} [/INST]``
 
 ``<image>`` placeholders say where each image goes (LLaVA, InternVL/MMPR, LLaMA-Factory and

@@ -122,7 +122,8 @@ def test_absolute_image_paths_need_image_roots(tmp_path):
 @pytest.mark.parametrize("row, message", [
     ({"conversations": [{"from": "human", "value": "<image>a"}, {"from": "gpt", "value": "b"},
                         {"from": "human", "value": "c"}], "chosen": {"from": "gpt", "value": "x"},
-      "rejected": {"from": "gpt", "value": "y"}, "images": ["i.jpg"]}, r"\[0\]: field 'conversations': must hold one human"),
+      "rejected": {"from": "gpt", "value": "y"}, "images": ["i.jpg"]},
+     r"\[0\]: field 'conversations': must hold one human"),
     ({"img_path": "i.jpg", "prompt": "USER: <image>\na ASSISTANT: b USER: c ASSISTANT:", "chosen": "x",
       "rejected": "y"}, r"\[0\]: field 'prompt': holds a multi-turn vicuna conversation"),
     ({"img_path": "i.jpg", "prompt": "<image><image> two?", "chosen": "x", "rejected": "y"},

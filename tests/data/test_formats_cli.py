@@ -9,9 +9,9 @@ from mmpo.cli import main
 from tests.data import real_layouts
 from tests.train.test_train import lora_b_norm
 
-ONE_STEP = ["--max_steps", "1", "--warmup_steps", "0", "--learning_rate", "1e-3", "--per_device_train_batch_size", "2", "--gradient_accumulation_steps", "1",
-            "--lora_r", "4", "--lora_alpha", "8", "--report_to", "none", "--save_strategy", "no",
-            "--disable_tqdm", "true", "--logging_steps", "1"]
+ONE_STEP = ["--max_steps", "1", "--warmup_steps", "0", "--learning_rate", "1e-3", "--per_device_train_batch_size", "2",
+            "--gradient_accumulation_steps", "1", "--lora_r", "4", "--lora_alpha", "8", "--report_to", "none",
+            "--save_strategy", "no", "--disable_tqdm", "true", "--logging_steps", "1"]
 
 
 @pytest.fixture(autouse=True)

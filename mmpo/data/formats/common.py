@@ -14,6 +14,7 @@ import codecs
 import json
 import os
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Iterator
 
 from PIL import Image
@@ -153,7 +154,11 @@ def schema_rows(rows: Iterator[tuple[str, dict | DataError]], schema: RowSchema,
             yield location, raise_later(DataError(location, None, f"must be a JSON object, got {type(obj).__name__}",
                                                   "wrong_type"))
             continue
-        yield location, (lambda rules, obj=obj, index=index, location=location: schema(obj, index, location, root, rules))
+        yield location, partial(_build, schema, obj, index, location, root)
+
+
+def _build(schema: RowSchema, obj: dict, index: int, location: str, root: str, rules: ImageRules) -> PreferenceExample:
+    return schema(obj, index, location, root, rules)
 
 
 # --------------------------------------------------------------------------- JSON files
