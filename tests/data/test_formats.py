@@ -87,6 +87,12 @@ def test_llamafactory_sharegpt_and_swift_layouts(tmp_path):
     shared = load_preferences(real_layouts.sharegpt(str(tmp_path)))
     assert shared.report.format == "sharegpt" and shared[3].prompt == "is there a red circle ?"
     assert shared[3].chosen == "yes ." and shared[3].images[0].endswith("mllm_demo_data/0003.jpg")
+    openai = [{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "<image>What?"}],
+               "chosen": {"role": "assistant", "content": "a square ."}, "rejected": "a dog .",
+               "images": ["llamafactory/mllm_demo_data/0000.jpg"]}]
+    (tmp_path / "openai.json").write_text(json.dumps(openai))  # LLaMA-Factory's OpenAI-style variant
+    row = load_preferences(str(tmp_path / "openai.json"))[0]
+    assert (row.prompt, row.chosen, row.rejected) == ("What?", "a square .", "a dog .")
     swift = load_preferences(real_layouts.swift(str(tmp_path)))
     assert swift.report.format == "swift" and swift[0].prompt == real_layouts.QUESTIONS[0]  # no system text
     assert swift[0].rejected == real_layouts.REJECTED[0]

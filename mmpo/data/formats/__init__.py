@@ -65,7 +65,7 @@ def detect_schema(columns: Any) -> str:
         return "vlfeedback"
     if "rejected_response" in keys or ("messages" in keys and "rejected_messages" in keys):
         return "swift"
-    if "conversations" in keys:
+    if "conversations" in keys or {"messages", "chosen", "rejected"} <= keys:
         return "sharegpt"
     if "img_path" in keys:
         return "mdpo"
