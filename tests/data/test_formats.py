@@ -97,6 +97,10 @@ def test_llamafactory_sharegpt_and_swift_layouts(tmp_path):
     assert swift.report.format == "swift" and swift[0].prompt == real_layouts.QUESTIONS[0]  # no system text
     assert swift[0].rejected == real_layouts.REJECTED[0]
     assert load_image(swift[0].images[0]).tobytes() == real_layouts.image(0).tobytes()  # the base64 image itself
+    bare = json.loads(open(real_layouts.swift(str(tmp_path / "bare"))).readline())
+    bare["images"] = [bare["images"][0].split(",", 1)[1]]  # bare base64, no data: prefix
+    (tmp_path / "bare.jsonl").write_text(json.dumps(bare) + "\n")
+    assert load_image(load_preferences(str(tmp_path / "bare.jsonl"))[0].images[0]).size == (32, 32)
 
 
 def test_vlfeedback_is_binarised_best_against_worst_mean_rating(tmp_path):

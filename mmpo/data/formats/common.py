@@ -13,6 +13,7 @@ import binascii
 import codecs
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, Iterator
@@ -48,6 +49,9 @@ class ImageRules:
     max_pixels: int = MAX_IMAGE_PIXELS
     roots: tuple[str, ...] = ()
 
+
+BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
+BARE_BASE64_MIN = 64  # a string this long of base64 characters and no '.' (no file extension) is not a path
 
 RowBuild = Callable[[ImageRules], PreferenceExample]
 RowThunk = tuple[str, RowBuild]
@@ -117,6 +121,8 @@ def _one_image(item: Any, root: str, location: str, field: str, rules: ImageRule
                         "wrong_type")
     if item.startswith("data:"):
         return _image_from_data_uri(item, location, field)
+    if len(item) >= BARE_BASE64_MIN and "." not in item and BASE64.fullmatch(item):  # bare base64, as ms-swift also accepts
+        return _image_from_data_uri("data:image/unknown;base64," + item, location, field)
     if item.startswith(("http://", "https://")):
         raise DataError(location, field, f"is a URL ({item[:80]}); mmpo reads images from disk only: download them "
                         "and point the rows at the files", "remote_image")
