@@ -5,18 +5,18 @@
   file (read through ``datasets``), or a ``datasets.Dataset`` object;
 - the **row schema** (from the first row's columns, or ``format=``): one small module each.
 
-============  ================================================  ======================
-format        columns                                           module
-============  ================================================  ======================
-mmpo          id, image, prompt, chosen, rejected                :mod:`.mmpo_rows`
-trl           images, prompt, chosen, rejected (conversational)  :mod:`.mmpo_rows`
-rlaif-v       image, question, chosen, rejected                  :mod:`.question_rows`
-mmpr          meta.json → annotation JSONL of question rows      :mod:`.mmpr`
-mdpo          img_path, prompt (templated), chosen, rejected     :mod:`.mdpo`
-sharegpt      conversations, chosen, rejected, images            :mod:`.sharegpt`
-swift         messages, rejected_response, images                :mod:`.swift`
-vlfeedback    instruction, image, completions (rated)            :mod:`.vlfeedback`
-============  ================================================  ======================
+============  ====================================================  ======================
+format        columns                                               module
+============  ====================================================  ======================
+mmpo          id, image, prompt, chosen, rejected                   :mod:`.mmpo_rows`
+trl           images, prompt, chosen, rejected (conversational)     :mod:`.mmpo_rows`
+rlaif-v       image, question, chosen, rejected                     :mod:`.question_rows`
+mmpr          meta.json → annotation JSONL of question rows         :mod:`.mmpr`
+mdpo          img_path, prompt (templated), chosen, rejected        :mod:`.mdpo`
+sharegpt      conversations (or messages), chosen, rejected, images :mod:`.sharegpt`
+swift         messages, rejected_response, images                   :mod:`.swift`
+vlfeedback    instruction, image, completions (rated)               :mod:`.vlfeedback`
+============  ====================================================  ======================
 """
 
 from __future__ import annotations
