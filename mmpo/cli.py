@@ -6,6 +6,7 @@
     mmpo pairs correctness --model DIR --data qa.jsonl --out pairs.jsonl [--samples 32 --max_pairs 15]
     mmpo generate --model DIR [--adapter DIR] --data questions.jsonl --out answers.jsonl
     mmpo eval {chair,object-halbench,pope,amber,mmhal,qa,reliance,report} [options]  (mmpo eval --help)
+    mmpo data inspect FILE [--model DIR]   (the format read, skipped rows, rows as the model sees them)
     mmpo tiny-model --family llava --out DIR
     mmpo demo --out DIR [--quick] [--seeds 3] [--ablations]
 """
@@ -55,6 +56,7 @@ class PairsArgs:
     data: str = field(metadata={"help": "Input JSONL: id, image, prompt (or question), chosen / answer."})
     out: str = field(metadata={"help": "Output preference JSONL (resumable; `mmpo train` reads it)."})
     image_root: str | None = field(default=None, metadata={"help": "Folder image paths are relative to."})
+    image_roots: str | None = field(default=None, metadata={"help": "Comma-separated folders absolute image paths may come from (refused otherwise)."})
     device: str | None = field(default=None, metadata={"help": "cuda, cpu… (default: cuda when available)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the checkpoint."})
     skip_invalid_rows: bool = field(default=False, metadata={"help": "Skip bad input rows instead of stopping at the first; each is recorded in <out>.skipped.jsonl (e.g. pairs.skipped.jsonl)."})
@@ -63,8 +65,9 @@ class PairsArgs:
     max_prompt_length: int | None = field(default=None, metadata={"help": "`mmpo train`'s --max_prompt_length: longer prompts are refused before generation."})
 
     def __post_init__(self) -> None:
-        from mmpo.data.images import PILLOW_MAX_PIXELS
+        from mmpo.data.images import PILLOW_MAX_PIXELS, split_roots
 
+        self.image_root_list = split_roots(self.image_roots)
         if not 1 <= self.max_image_pixels <= PILLOW_MAX_PIXELS:
             raise ValueError(f"--max_image_pixels must be between 1 and {PILLOW_MAX_PIXELS:,}, got {self.max_image_pixels}")
         if self.max_length < 2:
@@ -82,8 +85,9 @@ def _pairs(argv: list[str]) -> int:
 
     pipelines = {"dropout-ntp": (DropoutNTPConfig, dropout_ntp, None), "correctness": (CorrectnessConfig, correctness, "answer")}
     if not argv or argv[0] not in pipelines:
-        print(f"usage: mmpo pairs {{{','.join(pipelines)}}} --model DIR --data FILE --out FILE [options]")
-        return 2
+        print(f"usage: mmpo pairs {{{','.join(pipelines)}}} --model DIR --data FILE --out FILE [options]"
+              "   (mmpo pairs dropout-ntp --help)")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
     config_cls, pipeline, need = pipelines[argv[0]]
     args, config = HfArgumentParser((PairsArgs, config_cls), prog=f"mmpo pairs {argv[0]}").parse_args_into_dataclasses(argv[1:])
     processor = load_processor(args.model, trust_remote_code=args.trust_remote_code)
@@ -109,7 +113,7 @@ def load_pair_inputs(args: PairsArgs, config, processor, need: str | None) -> li
     skipped_path = args.out.removesuffix(".jsonl") + ".skipped.jsonl"
     try:
         rows = load_prompt_rows(
-            args.data, need=need, image_root=args.image_root, check_images="full",
+            args.data, need=need, image_root=args.image_root, image_roots=args.image_root_list, check_images="full",
             max_image_pixels=args.max_image_pixels, skip_invalid=args.skip_invalid_rows,
             check_row=lambda row: lengths.check_prompt(config.pair_prompt(row.prompt), row.images, row.source),
         )
@@ -123,6 +127,29 @@ def load_pair_inputs(args: PairsArgs, config, processor, need: str | None) -> li
         if rows.report.records:
             print(f"skipped rows are listed in {skipped_path}")
     return rows
+
+
+def _data(argv: list[str]) -> int:
+    from transformers import HfArgumentParser
+
+    from mmpo.data.inspect import InspectConfig, inspect_command
+
+    usage = "usage: mmpo data inspect FILE [--model DIR] [options]   (mmpo data inspect --help)"
+    if not argv or argv[0] != "inspect":
+        print(usage)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    rest = argv[1:]
+    if rest and not rest[0].startswith("-"):  # the FILE positional
+        rest = ["--data", rest[0], *rest[1:]]
+    parser = HfArgumentParser(
+        InspectConfig, prog="mmpo data inspect", usage="mmpo data inspect FILE [--model DIR] [options]",
+        description="What mmpo makes of a preference file before anything trains: the format read, row and image "
+        "counts, skipped rows and why, and the first rows as the model will see them (FILE may also be given as "
+        "--data FILE).",
+    )
+    (config,) = parser.parse_args_into_dataclasses(rest)
+    print(inspect_command(config))
+    return 0
 
 
 def _tiny_model(argv: list[str]) -> int:
@@ -166,8 +193,8 @@ def _eval(argv: list[str]) -> int:
     return eval_command(argv)
 
 
-COMMANDS = {"train": _train, "pairs": _pairs, "generate": _generate, "eval": _eval, "tiny-model": _tiny_model,
-            "demo": _demo}
+COMMANDS = {"train": _train, "pairs": _pairs, "data": _data, "generate": _generate, "eval": _eval,
+            "tiny-model": _tiny_model, "demo": _demo}
 
 
 def main(argv: list[str] | None = None) -> int:

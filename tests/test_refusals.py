@@ -205,7 +205,7 @@ def test_resume_refuses_a_damaged_checkpoint_and_latest_skips_it(tiny_models, pr
     (["--max_image_pixels", "0"], "--max_image_pixels must be between 1 and"),
     (["--max_prompt_length", "4096"], "--max_prompt_length must be at least 1 and below --max_length"),
     (["--lora_dropout", "1.5"], "--lora_dropout must be in [0, 1)"),
-    (["--data_format", "csv"], "--data_format must be one of auto, jsonl, mmpr, vlfeedback, hf"),
+    (["--data_format", "csv"], "--data_format must be one of auto, mmpo, trl, rlaif-v, mdpo, sharegpt, swift, vlfeedback, mmpr, jsonl, hf"),
 ])
 def test_bad_options_are_refused_at_start_up_naming_the_option(tiny_models, pref_file, tmp_path, capsys, option,
                                                                message):

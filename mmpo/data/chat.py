@@ -1,11 +1,30 @@
 """How a prompt and a response are laid out by a processor's chat template: one user turn
-(images first, then text) and the assistant turn that follows it."""
+and the assistant turn that follows it.
+
+The user turn holds the images first, then the text, unless the prompt holds one
+``<image>`` placeholder per image (MMPR's ``Image-1: <image>\\nImage-2: <image>\\n…``, an
+image part TRL puts mid-text): then the turn's parts follow the prompt, each image at its
+placeholder. Templates that iterate the parts in order (Qwen2-VL, Idefics3, InternVL) put
+the images there; templates that render every image first (llava-1.5-hf) still do.
+"""
 
 from __future__ import annotations
 
+from mmpo.data.prompts import IMAGE_PLACEHOLDER, without_placeholders
+
 
 def user_turn(n_images: int, prompt: str) -> list[dict]:
-    content = [{"type": "image"}] * n_images + [{"type": "text", "text": prompt}]
+    pieces = prompt.split(IMAGE_PLACEHOLDER)
+    if n_images and len(pieces) == n_images + 1:  # images where the prompt places them
+        content: list[dict] = []
+        for i, text in enumerate(pieces):
+            if text:
+                content.append({"type": "text", "text": text})
+            if i < n_images:
+                content.append({"type": "image"})
+    else:
+        text = without_placeholders(prompt) if len(pieces) > 1 else prompt
+        content = [{"type": "image"}] * n_images + [{"type": "text", "text": text}]
     return [{"role": "user", "content": content}]
 
 

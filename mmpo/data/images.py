@@ -21,6 +21,7 @@ Decoding rules (every loader, the collator and ``mmpo pairs`` go through :func:`
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import warnings
@@ -41,13 +42,28 @@ SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I;16N")
 ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa")
 
 
-def resolve_image_path(path: str, root: str, location: str, field: str) -> str:
-    """``root/path`` made absolute, refusing absolute paths and ``..`` tricks (symlinks
-    included) that leave ``root``."""
+def resolve_image_path(path: str, root: str, location: str, field: str, allowed_roots: tuple[str, ...] = ()) -> str:
+    """``root/path`` made absolute, refusing ``..`` tricks (symlinks included) that leave
+    ``root``. An absolute path outside ``root`` is refused unless it lies under one of
+    ``allowed_roots`` (``--image_roots``), so a data file cannot make training read any
+    file on the machine."""
     if not isinstance(path, str) or not path.strip():
         raise DataError(location, field, f"must be a non-empty image path, got {path!r}", "wrong_type")
     if "\x00" in path:
         raise DataError(location, field, f"image path {path!r} contains a NUL byte", "wrong_type")
+    if os.path.isabs(path):
+        full = os.path.realpath(path)
+        for allowed in (root, *allowed_roots):
+            allowed_real = os.path.realpath(allowed)
+            if os.path.commonpath([allowed_real, full]) == allowed_real:
+                return full
+        allowed = f" (allowed now: {', '.join(allowed_roots)})" if allowed_roots else ""
+        raise DataError(
+            location, field, f"image path {path!r} is absolute and outside the dataset root {os.path.realpath(root)}; "
+            f"such paths are refused by default{allowed}. Allow them with --image_roots naming the folders they may "
+            f"come from (e.g. --image_roots {os.path.dirname(path) or '/'}), or make the paths relative to the data "
+            "file", "absolute_image_path",
+        )
     root_real = os.path.realpath(root)
     full = os.path.realpath(os.path.join(root_real, path))
     if os.path.commonpath([root_real, full]) != root_real:
@@ -57,10 +73,25 @@ def resolve_image_path(path: str, root: str, location: str, field: str) -> str:
     return full
 
 
-def check_image(path: str, location: str, field: str, mode: ImageCheck, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+def split_roots(value: str | None) -> list[str]:
+    """``--image_roots a,b`` as a list of folders; one that is not a folder is an error."""
+    roots = [r.strip() for r in (value or "").split(",") if r.strip()]
+    for root in roots:
+        if not os.path.isdir(root):
+            raise ValueError(f"--image_roots: {root!r} is not a folder")
+    return roots
+
+
+def check_image(path: ImageSource, location: str, field: str, mode: ImageCheck,
+                max_pixels: int = MAX_IMAGE_PIXELS) -> None:
     """``mode='exists'`` checks the file is there; ``'full'`` also decodes every pixel,
-    catching truncated, oversize and non-image files before training starts."""
+    catching truncated, oversize and non-image files before training starts. An embedded
+    image (bytes, PIL) is decoded in ``'full'`` mode, into a copy that is not kept."""
     if mode == "none":
+        return
+    if not isinstance(path, str):
+        if mode == "full":
+            load_image(path, location, field, max_pixels)
         return
     if not os.path.isfile(path):
         raise DataError(location, field, f"image file not found: {path}", "missing_image")
@@ -110,11 +141,12 @@ class _opened:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                self.image = Image.open(self.source)
+                self.image = Image.open(io.BytesIO(self.source) if isinstance(self.source, bytes) else self.source)
         except FileNotFoundError:
-            raise DataError(self.location, self.field, f"image file not found: {self.source}", "missing_image") from None
+            raise DataError(self.location, self.field, f"image file not found: {describe(self.source)}",
+                            "missing_image") from None
         except Image.DecompressionBombError as exc:
-            raise DataError(self.location, self.field, f"image {self.source} is too large to decode ({exc}); "
+            raise DataError(self.location, self.field, f"image {describe(self.source)} is too large to decode ({exc}); "
                             "shrink it, or skip the row with --skip_invalid_rows", "image_too_large") from None
         except Exception as exc:  # noqa: BLE001 — anything Pillow raises on a bad file
             raise _unreadable(self.source, self.location, self.field, exc) from None
@@ -124,8 +156,18 @@ class _opened:
         self.image.close()
 
 
+def describe(source: ImageSource) -> str:
+    """How an error message names an image: its path, or what kind of embedded image it is."""
+    if isinstance(source, bytes):
+        return f"(embedded, {len(source):,} bytes)"
+    if isinstance(source, Image.Image):
+        return f"(in memory, {source.width}×{source.height})"
+    return str(source)
+
+
 def _unreadable(source, location: str, field: str, exc: Exception) -> DataError:
-    return DataError(location, field, f"cannot read image {source}: {type(exc).__name__}: {exc}", "unreadable_image")
+    return DataError(location, field, f"cannot read image {describe(source)}: {type(exc).__name__}: {exc}",
+                     "unreadable_image")
 
 
 def _check_pixels(img: Image.Image, source, location: str, field: str, max_pixels: int) -> None:
@@ -133,13 +175,14 @@ def _check_pixels(img: Image.Image, source, location: str, field: str, max_pixel
     if width * height > max_pixels:
         raise DataError(
             location, field,
-            f"image {source} is {width}×{height} = {width * height:,} pixels, over the "
+            f"image {describe(source)} is {width}×{height} = {width * height:,} pixels, over the "
             f"--max_image_pixels limit of {max_pixels:,}; shrink it, raise the limit, "
             "or skip the row with --skip_invalid_rows",
             "image_too_large",
         )
     if width < 1 or height < 1:
-        raise DataError(location, field, f"image {source} is {width}×{height}, which has no pixels", "unreadable_image")
+        raise DataError(location, field, f"image {describe(source)} is {width}×{height}, which has no pixels",
+                        "unreadable_image")
 
 
 def _decode(img: Image.Image, source, location: str, field: str, max_pixels: int) -> Image.Image:
@@ -152,7 +195,7 @@ def _decode(img: Image.Image, source, location: str, field: str, max_pixels: int
             img = img.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
         return on_background(img)
     except UnsupportedImage as exc:
-        raise DataError(location, field, f"image {source}: {exc}", "unsupported_image") from None
+        raise DataError(location, field, f"image {describe(source)}: {exc}", "unsupported_image") from None
     except Exception as exc:  # noqa: BLE001 — truncated data, bad chunks, unsupported codecs…
         raise _unreadable(source, location, field, exc) from None
 

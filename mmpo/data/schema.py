@@ -13,9 +13,10 @@ from PIL import Image
 
 from mmpo.io import write_text_atomic
 
-# An image is either an absolute path on disk (loaded lazily) or an in-memory PIL image
-# (Hugging Face datasets hand those out).
-ImageSource = Union[str, Image.Image]
+# An image is an absolute path on disk, the encoded bytes of an image embedded in the data
+# (a datasets Image column, a base64 string), both decoded when a batch needs them, or an
+# in-memory PIL image (a Dataset object handed to load_preferences may hold those).
+ImageSource = Union[str, bytes, Image.Image]
 
 
 class DataError(ValueError):
@@ -52,7 +53,8 @@ class DataError(ValueError):
 class PreferenceExample:
     """One preference row.
 
-    ``images`` condition the prompt (one or several, placed before the prompt text);
+    ``images`` condition the prompt: one or several, placed before the prompt text, or, when
+    the prompt holds one ``<image>`` placeholder per image, each at its placeholder;
     ``rejected_images``, when given, is an explicit negative image set for CoPO (used
     instead of a corrupted copy); ``source`` is "file:line" for error messages.
     """
@@ -77,6 +79,8 @@ class LoadReport:
     skipped: Counter = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     records: list[dict] = field(default_factory=list)  # one per skipped row, see DataError.record
+    format: str = ""  # the layout read (see mmpo.data.formats)
+    notes: list[str] = field(default_factory=list)  # what the reader decided: path bases, templates taken out
 
     def skip(self, err: DataError) -> None:
         self.skipped[err.reason] += 1

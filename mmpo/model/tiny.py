@@ -57,15 +57,23 @@ def train_tokenizer(corpus: Iterable[str], special_tokens: list[str], vocab_size
     )
 
 
-def _chat_template(user: str, image: str, end_user: str, assistant: str, end_assistant: str) -> str:
-    """A Jinja chat template: images of a user turn first, then its text."""
+def _chat_template(user: str, image: str, end_user: str, assistant: str, end_assistant: str,
+                   in_order: bool = False) -> str:
+    """A Jinja chat template: images of a user turn first, then its text (llava-1.5-hf's
+    rule), or, ``in_order``, the parts as given, each image where it is (Qwen2-VL's and
+    Idefics3's rule). For images-first content the two write the same text."""
+    parts = (
+        "{% for part in message['content'] %}{% if part['type'] == 'image' %}" + image + "{% elif part['type'] == 'text' %}"
+        "{{ part['text'] }}{% endif %}{% endfor %}"
+        if in_order else
+        "{% for part in message['content'] %}{% if part['type'] == 'image' %}" + image + "{% endif %}{% endfor %}"
+        "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}"
+    )
     return (
         "{% for message in messages %}"
         "{% if message['role'] == 'user' %}" + user + "{% elif message['role'] == 'system' %}System: "
         "{% else %}" + assistant + "{% endif %}"
-        "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-        "{% for part in message['content'] %}{% if part['type'] == 'image' %}" + image + "{% endif %}{% endfor %}"
-        "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}"
+        "{% if message['content'] is string %}{{ message['content'] }}{% else %}" + parts +
         "{% endif %}"
         "{% if message['role'] == 'user' %}" + end_user + "{% elif message['role'] == 'system' %}\n"
         "{% else %}" + end_assistant + "{% endif %}"
@@ -171,7 +179,7 @@ def _qwen2_vl(corpus, vocab_size, image_size, patch_size, hidden, layers, vision
     )
     template = _chat_template(
         "<|im_start|>user\n", "<|vision_start|><|image_pad|><|vision_end|>", "<|im_end|>\n",
-        "<|im_start|>assistant\n", "<|im_end|>\n",
+        "<|im_start|>assistant\n", "<|im_end|>\n", in_order=True,
     )
     try:
         from transformers import Qwen2VLVideoProcessor
@@ -212,7 +220,8 @@ def _idefics3(corpus, vocab_size, image_size, patch_size, hidden, layers, vision
     image_processor = Idefics3ImageProcessor(
         do_image_splitting=False, size={"longest_edge": image_size}, max_image_size={"longest_edge": image_size},
     )
-    template = _chat_template("User:", "<image>", "<end_of_utterance>\n", "Assistant:", "<end_of_utterance>\n")
+    template = _chat_template("User:", "<image>", "<end_of_utterance>\n", "Assistant:", "<end_of_utterance>\n",
+                              in_order=True)
     seq_len = (image_size // patch_size) ** 2 // 4
     processor = Idefics3Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=seq_len, chat_template=template)
     config = Idefics3Config(

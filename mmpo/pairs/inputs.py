@@ -12,7 +12,7 @@ from typing import Callable
 from PIL import Image
 
 from mmpo.data.images import MAX_IMAGE_PIXELS, ImageCheck, check_image, load_image, resolve_image_path
-from mmpo.data.loaders import read_json_lines, row_id
+from mmpo.data.formats.common import read_json_lines, row_id
 from mmpo.data.schema import DataError, LoadReport, check_text
 
 
@@ -43,6 +43,7 @@ def load_prompt_rows(
     *,
     need: str | None = None,
     image_root: str | None = None,
+    image_roots: tuple[str, ...] | list[str] = (),
     check_images: ImageCheck = "exists",
     max_image_pixels: int = MAX_IMAGE_PIXELS,
     skip_invalid: bool = False,
@@ -51,7 +52,8 @@ def load_prompt_rows(
     """Rows of ``path``; ``need`` names a field every row must have ("answer").
     ``check_images='full'`` decodes every image now; ``check_row`` raises a
     :class:`DataError` for a row that fails a further check (the prompt's length).
-    With ``skip_invalid`` a bad row is skipped and recorded in ``rows.report``."""
+    With ``skip_invalid`` a bad row is skipped and recorded in ``rows.report``. Absolute
+    image paths are refused unless they lie under one of ``image_roots``."""
     root = image_root or os.path.dirname(os.path.abspath(path))
     rows, seen = PromptRows(), {}
     rows.report = LoadReport(path=path)
@@ -60,7 +62,7 @@ def load_prompt_rows(
         try:
             if isinstance(obj, DataError):
                 raise obj
-            row = _prompt_row(obj, index, location, root, need, check_images, max_image_pixels)
+            row = _prompt_row(obj, index, location, root, need, check_images, max_image_pixels, tuple(image_roots))
             if check_row is not None:
                 check_row(row)
             if row.id in seen:
@@ -82,14 +84,14 @@ def load_prompt_rows(
 
 
 def _prompt_row(obj: dict, index: int, location: str, root: str, need: str | None, check_images: ImageCheck,
-                max_image_pixels: int) -> PromptRow:
+                max_image_pixels: int, image_roots: tuple[str, ...]) -> PromptRow:
     images = obj.get("image")
     images = images if isinstance(images, list) else [images]
     if images == [None] or not images:
         raise DataError(location, "image", "is missing; every row needs an image", "missing_field")
     paths = []
     for p in images:
-        full = resolve_image_path(p, root, location, "image")
+        full = resolve_image_path(p, root, location, "image", allowed_roots=image_roots)
         check_image(full, location, "image", check_images, max_image_pixels)
         paths.append(full)
     prompt = check_text(obj.get("prompt", obj.get("question")), location, "prompt")

@@ -12,10 +12,10 @@ import torch
 from transformers import TrainingArguments
 
 from mmpo.data.corrupt import CorruptionConfig
-from mmpo.data.images import MAX_IMAGE_PIXELS, PILLOW_MAX_PIXELS
+from mmpo.data.formats import FORMATS as DATA_FORMATS
+from mmpo.data.images import MAX_IMAGE_PIXELS, PILLOW_MAX_PIXELS, split_roots
 from mmpo.losses import SFT_REDUCTIONS, parse_objective
 
-DATA_FORMATS = ("auto", "jsonl", "mmpr", "vlfeedback", "hf")
 
 
 def _bf16_available() -> bool:
@@ -30,9 +30,10 @@ class TrainConfig(TrainingArguments):
 
     # -- what to train on
     model: str | None = field(default=None, metadata={"help": "Model directory or hub id (AutoModelForImageTextToText)."})
-    data: str | None = field(default=None, metadata={"help": "Preference data: mmpo JSONL, MMPR meta.json, mDPO JSON or a saved HF dataset."})
-    data_format: str = field(default="auto", metadata={"help": "auto | jsonl | mmpr | vlfeedback | hf"})
-    image_root: str | None = field(default=None, metadata={"help": "Folder image paths are relative to (default: the data file's folder)."})
+    data: str | None = field(default=None, metadata={"help": "Preference data as downloaded: mmpo JSONL, an MMPR meta.json, mDPO JSON, LLaMA-Factory sharegpt JSON, ms-swift JSONL, raw VLFeedback, a hub parquet folder or file (RLAIF-V, TRL's rlaif-v_formatted) or a saved datasets folder. `mmpo data inspect FILE` shows how it is read."})
+    data_format: str = field(default="auto", metadata={"help": "auto (detected from the file and its columns) | mmpo | trl | rlaif-v | mmpr | mdpo | sharegpt | swift | vlfeedback (jsonl = mmpo, hf = auto)."})
+    image_root: str | None = field(default=None, metadata={"help": "Folder relative image paths are resolved from (default: the data file's folder; MMPR: each source's root)."})
+    image_roots: str | None = field(default=None, metadata={"help": "Comma-separated folders absolute image paths may come from (ms-swift data often has them). Absolute paths are refused unless they lie under one of these."})
     skip_invalid_rows: bool = field(default=False, metadata={"help": "Skip bad rows instead of stopping at the first; each is counted by reason and recorded (file, line, reason, message) in <output_dir>/skipped.jsonl."})
     max_image_pixels: int = field(default=MAX_IMAGE_PIXELS, metadata={"help": f"Refuse images of more pixels than this (a bad row, skippable); default 64 megapixels, at most {PILLOW_MAX_PIXELS:,} (Pillow's own limit). Images over 16 MP are downscaled to 16 MP at load."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the checkpoint (off by default)."})
@@ -83,6 +84,7 @@ class TrainConfig(TrainingArguments):
         if not torch.cuda.is_available():
             self.dataloader_pin_memory = False  # nothing to pin to on a CPU-only machine
         self.check_values()
+        self.image_root_list = split_roots(self.image_roots)
         super().__post_init__()
         self.objective_weights = _weights("objective", self.objective)
         if self.loss_weights:

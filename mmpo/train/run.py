@@ -85,7 +85,7 @@ def load_training_data(config: TrainConfig, processor=None) -> PreferenceData:
     skipped_path = os.path.join(config.output_dir, SKIPPED_FILE)
     try:
         data = load_preferences(
-            config.data, format=config.data_format, image_root=config.image_root,
+            config.data, format=config.data_format, image_root=config.image_root, image_roots=config.image_root_list,
             skip_invalid=config.skip_invalid_rows, seed=config.seed, max_image_pixels=config.max_image_pixels,
             check_row=lengths.check_row,
         )
@@ -94,11 +94,18 @@ def load_training_data(config: TrainConfig, processor=None) -> PreferenceData:
             err.report.write_skipped(skipped_path)
         raise
     print(data.report.summary())
-    if config.skip_invalid_rows and config.process_index == 0:
+    for note in data.report.notes:
+        print(f"  {note}")
+    if (config.skip_invalid_rows or data.report.records) and config.process_index == 0:
         data.report.write_skipped(skipped_path)
         if data.report.records:
             print(f"skipped rows are listed in {skipped_path}")
     return data
+
+
+def _image_key(source) -> str:
+    """An image as the fingerprint sees it: its path, or the digest of its embedded bytes."""
+    return hashlib.sha256(source).hexdigest() if isinstance(source, bytes) else str(source)
 
 
 def data_fingerprint(config: TrainConfig, data: PreferenceData) -> str:
@@ -111,8 +118,8 @@ def data_fingerprint(config: TrainConfig, data: PreferenceData) -> str:
             stat = os.stat(path)
             h.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     for row in data:
-        h.update(json.dumps([row.id, row.prompt, row.chosen, row.rejected, [str(i) for i in row.images],
-                             [str(i) for i in row.rejected_images]]).encode())
+        h.update(json.dumps([row.id, row.prompt, row.chosen, row.rejected, [_image_key(i) for i in row.images],
+                             [_image_key(i) for i in row.rejected_images]]).encode())
     h.update(json.dumps([config.corruption, config.seed, config.no_image, config.max_length,
                          config.max_prompt_length, sorted(config.objective_weights)]).encode())
     return h.hexdigest()[:16]

@@ -6,7 +6,7 @@ import os
 import pytest
 from PIL import Image
 
-from mmpo.data import DataError, load_preferences
+from mmpo.data import DataError, load_image, load_preferences
 
 
 def write_image(path, color=(200, 30, 30), size=(16, 16)):
@@ -87,7 +87,7 @@ def test_hf_dataset_conversational_and_plain():
     })
     data = load_preferences(conv)
     assert data[0].prompt == "What is it?" and data[0].chosen == "A square." and data[0].rejected == "A circle."
-    assert data[0].images[0].size == (8, 8)
+    assert load_image(data[0].images[0]).getpixel((0, 0)) == (1, 2, 3)
     plain = datasets.Dataset.from_dict({"images": [[img]], "prompt": ["Q?"], "chosen": ["yes"], "rejected": ["no"]})
     assert load_preferences(plain)[0].prompt == "Q?"
 
@@ -101,7 +101,7 @@ def test_hf_dataset_conversational_and_plain():
         (good_row(prompt=3), r"prefs.jsonl:1: field 'prompt': must be a string, got int"),
         (good_row(image=7), r"prefs.jsonl:1: field 'image': must be a path string"),
         (good_row(image="../outside.png"), r"prefs.jsonl:1: field 'image': image path '../outside.png' escapes"),
-        (good_row(image="/etc/passwd"), r"field 'image': image path '/etc/passwd' escapes the dataset root"),
+        (good_row(image="/etc/passwd"), r"field 'image': image path '/etc/passwd' is absolute and outside the dataset root .* --image_roots"),
         ({k: v for k, v in good_row().items() if k != "rejected"}, r"field 'rejected': is missing"),
         ("{not json", r"prefs.jsonl:1: is not valid JSON"),
         ("[1, 2]", r"prefs.jsonl:1: must be a JSON object, got list"),
@@ -245,7 +245,7 @@ def test_hf_rows_with_bad_images_or_messages_are_data_errors():
     img = Image.new("RGB", (8, 8))
     bad_bytes = datasets.Dataset.from_dict({"images": [[{"bytes": b"not an image", "path": None}]], "prompt": ["Q?"],
                                             "chosen": ["yes"], "rejected": ["no"]})
-    with pytest.raises(DataError, match=r"\[row 0\]: field 'images': cannot read image bytes"):
+    with pytest.raises(DataError, match=r"\[row 0\]: field 'images': cannot read image \(embedded, 12 bytes\)"):
         load_preferences(bad_bytes)
     bad_content = datasets.Dataset.from_list([{"images": [img], "prompt": [{"role": "user", "content": 5}],
                                                "chosen": "yes", "rejected": "no"}])
