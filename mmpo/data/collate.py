@@ -67,6 +67,9 @@ class PreferenceCollator:
         if self.family is None:  # how this processor's outputs are laid out (mmpo.model.families)
             self.family = family_of_processor(self.processor)
         self.processor = self.family.prepare_processor(self.processor)
+        if not getattr(self.processor, "chat_template", None):
+            raise ValueError(f"the {self.family.name} processor has no chat template, so mmpo cannot lay out prompt "
+                             "and response; add a chat_template.jinja to the checkpoint folder")
 
     def __call__(self, rows: list[PreferenceExample | tuple[PreferenceExample, int]]) -> dict[str, Any]:
         rows, epochs = self._split_epochs(rows)

@@ -67,9 +67,9 @@ def prefix_sharing_mode(backbone: nn.Module | None, batch: dict[str, Any], famil
         if getattr(decoder.config, "_attn_implementation", None) in MASKABLE_ATTENTION and family.packs_prefix():
             return "packed"
         reason = f"gradient checkpointing disables the prompt cache, and {family.name} cannot pack responses in one row"
-    if reason not in _said:
+    if reason not in _said and reason != family.shared_prefix and "image_sets" in batch:  # the rest: said at start
         _said.add(reason)
-        logger.info("mmpo: shared prefix off, each sequence runs in full: %s", reason)
+        logger.warning("mmpo: shared prefix off, each sequence runs in full: %s", reason)
     return None
 
 

@@ -1,0 +1,201 @@
+"""Every supported family, as a user's saved folder: `mmpo train` runs a step with dpo,
+mdpo and mpo at the defaults; response log-probs are causal; the fast paths (shared
+images, shared prefix) give the plain path's log-probs; a family that cannot run here
+says so before its weights load."""
+
+import re
+
+import pytest
+import torch
+
+from mmpo.data import CorruptionConfig, load_preferences
+from mmpo.data.collate import PreferenceCollator
+from mmpo.model import load_model, load_processor, sequence_logps
+from mmpo.model.families import UnsupportedFamily, family_of
+from mmpo.model.logps import supports_shared_images
+from mmpo.model.tiny_families import BUILDERS, build_family
+from mmpo.train import TrainConfig, train
+
+ALL = ("llava", "qwen2_vl", "idefics3", *BUILDERS)
+
+
+@pytest.fixture(scope="session")
+def family_models(tiny_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("families")
+    paths = dict(tiny_models)
+    for name in BUILDERS:
+        paths[name] = build_family(name, str(root / name))
+    return paths
+
+
+@pytest.fixture(scope="session")
+def loaded(family_models):
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = load_model(family_models[name], dtype=torch.float32).eval(), load_processor(family_models[name])
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def rows(pref_file):
+    rows = list(load_preferences(pref_file))[:2]
+    rows[1].prompt = "Describe the image in a few words, please."  # prompts of different lengths
+    return rows
+
+
+@pytest.mark.parametrize("objective", ["dpo", "mdpo", "mpo"])
+@pytest.mark.parametrize("family", [f for f in ALL if f not in ("llava", "qwen2_vl", "idefics3")])  # those: test_train
+def test_train_one_step_at_the_defaults(family_models, pref_file, tmp_path, family, objective, capsys):
+    config = TrainConfig(model=family_models[family], data=pref_file, objective=objective, output_dir=str(tmp_path),
+                         max_steps=1, per_device_train_batch_size=1, report_to="none", save_strategy="no",
+                         disable_tqdm=True, logging_steps=1)
+    result = train(config)
+    assert result.global_step == 1
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in result.history)
+    said = capsys.readouterr().out
+    assert f"family {family_of_name(family)}" in said and "shared images" in said and "image tokens per prompt" in said
+
+
+def family_of_name(model_type):
+    from mmpo.model.families import family_of_type
+
+    return family_of_type(model_type).name
+
+
+def _response_batch(processor, rows, **kwargs):
+    return PreferenceCollator(processor, corruption=CorruptionConfig(), **kwargs)(rows)
+
+
+@pytest.mark.parametrize("family", ALL)
+def test_a_response_token_does_not_see_later_ones(loaded, rows, family):
+    """Cut the scored tokens before the last response token and change that token: the
+    scored log-probs must not move (a prefix-LM whose response is marked bidirectional,
+    e.g. PaliGemma with token_type_ids 0 over the response, fails this)."""
+    model, processor = loaded(family)
+    share = supports_shared_images(model)
+    for kwargs in ({}, {"share_images": True, "share_prefix": True}) if share else ({},):
+        batch = _response_batch(processor, rows, share_images=kwargs.get("share_images", False))
+        changed, mask = _change_last_response_token(batch)
+        before, _ = sequence_logps(model, {**batch, "response_mask": mask}, share_prefix=kwargs.get("share_prefix", False))
+        after, _ = sequence_logps(model, {**changed, "response_mask": mask}, share_prefix=kwargs.get("share_prefix", False))
+        assert torch.allclose(before, after, atol=1e-6, rtol=0), (family, kwargs, before - after)
+
+
+def _change_last_response_token(batch):
+    """The batch with every sequence's last response token replaced, and a response mask
+    that scores every response token but that one."""
+    changed = dict(batch)
+    ids = batch["input_ids"].clone()
+    mask = batch["response_mask"].clone()
+    for i in range(ids.shape[0]):
+        last = int(mask[i].nonzero().max())
+        ids[i, last] = (ids[i, last] + 7) % 100 + 10  # another ordinary text token
+        mask[i, last] = False
+    changed["input_ids"] = ids
+    return changed, mask
+
+
+def test_the_causality_test_catches_a_bidirectional_response(loaded, rows, monkeypatch):
+    """PaliGemma with the response marked as prefix (token_type_ids 0) sees later tokens."""
+    from mmpo.model.families.base import Family
+    from mmpo.model.families.paligemma import PaliGemma
+
+    model, processor = loaded("paligemma")
+    monkeypatch.setattr(PaliGemma, "extend_token_values", Family.extend_token_values)
+    batch = _response_batch(processor, rows)
+    changed, mask = _change_last_response_token(batch)
+    before, _ = sequence_logps(model, {**batch, "response_mask": mask})
+    after, _ = sequence_logps(model, {**changed, "response_mask": mask})
+    assert (before - after).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("family", ALL)
+def test_fast_paths_match_the_plain_path(loaded, rows, family):
+    """Shared images, then shared images + shared prefix, against every sequence in full
+    with its own pixels, wherever the family turns a path on."""
+    model, processor = loaded(family)
+    plain, _ = sequence_logps(model, _response_batch(processor, rows))
+    if not supports_shared_images(model):
+        assert family_of(model).shared_images, "a family without shared images says why"
+        return
+    shared = _response_batch(processor, rows, share_images=True)
+    assert torch.allclose(sequence_logps(model, shared)[0], plain, atol=1e-5, rtol=0)
+    assert torch.allclose(sequence_logps(model, shared, share_prefix=True)[0], plain, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+def test_qwen_prefix_sharing_uses_its_3d_positions(loaded, rows, family, monkeypatch):
+    """The shared prefix really runs for Qwen-VL and matches the full sequences tightly;
+    with 1-D positions instead of Qwen's 3-D ones it would not."""
+    import mmpo.model.logps as logps_module
+    from mmpo.model.families.base import Family
+    from mmpo.model.families.qwen_vl import QwenVL
+
+    model, processor = loaded(family)
+    batch = _response_batch(processor, rows, share_images=True)
+    full, _ = sequence_logps(model, batch)
+    calls = []
+    real = logps_module.cached_prefix_hidden
+    monkeypatch.setattr(logps_module, "cached_prefix_hidden", lambda *a: calls.append(1) or real(*a))
+    shared, _ = sequence_logps(model, batch, share_prefix=True)
+    assert calls == [1]
+    assert torch.allclose(shared, full, atol=2e-5, rtol=0), (shared - full).abs().max()
+    monkeypatch.setattr(QwenVL, "position_ids", Family.position_ids)
+    wrong, _ = sequence_logps(model, batch, share_prefix=True)
+    assert (wrong - full).abs().max() > 1e-4
+
+
+def test_mllama_cross_attention_mask_covers_prompt_and_response(loaded, rows):
+    _, processor = loaded("mllama")
+    batch = _response_batch(processor, rows)
+    mask = batch["cross_attention_mask"]  # (N, T, images, tiles)
+    assert mask.shape[:2] == batch["input_ids"].shape
+    for i in range(mask.shape[0]):
+        last = int(batch["response_mask"][i].nonzero().max())
+        first = int(batch["response_mask"][i].nonzero().min())
+        assert torch.equal(mask[i, last], mask[i, first - 1])  # the response sees the prompt's last tiles
+        assert mask[i, last + 1 :].sum() == 0  # padding sees nothing
+
+
+def test_paligemma_gets_its_prompt_format_and_prefix_lm_layout(loaded, rows):
+    _, processor = loaded("paligemma")
+    batch = _response_batch(processor, rows)
+    types, response = batch["token_type_ids"], batch["response_mask"]
+    assert bool((types[response] == 1).all())  # the response is the causal suffix
+    prompt = batch["attention_mask"].bool() & ~response
+    assert bool((types[prompt] == 0).all())  # the prompt (image tokens, <bos>, question) the bidirectional prefix
+    bos = processor.tokenizer.bos_token_id
+    assert all(bos in batch["input_ids"][i][prompt[i]].tolist() for i in range(len(types)))
+
+
+def test_startup_names_family_paths_and_image_tokens(family_models, pref_file, tmp_path, capsys):
+    config = TrainConfig(model=family_models["gemma3"], data=pref_file, objective="dpo", output_dir=str(tmp_path),
+                         max_steps=1, per_device_train_batch_size=1, report_to="none", save_strategy="no",
+                         disable_tqdm=True, share_prefix=True)
+    train(config)
+    out = capsys.readouterr().out
+    assert "mmpo: family Gemma 3 (gemma3)" in out
+    assert "mmpo: shared images on" in out
+    assert "mmpo: shared prefix off (image tokens attend both ways" in out
+    assert re.search(r"mmpo: image tokens per prompt \d+", out)
+
+
+def test_unsupported_family_is_refused_before_weights_load(tmp_path, pref_file, monkeypatch):
+    """Mistral 3 needs torchvision for its processor: without it, mmpo names the family and
+    the reason before reading a weight."""
+    import json
+
+    import mmpo.train.run as run_module
+    from transformers.utils import is_torchvision_available
+
+    if is_torchvision_available():
+        pytest.skip("torchvision is installed: Mistral 3's processor can be built")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "mistral3"}))
+    monkeypatch.setattr(run_module, "load_model", lambda *a, **k: pytest.fail("weights were loaded"))
+    with pytest.raises(UnsupportedFamily, match=r"Mistral 3.*torchvision"):
+        train(TrainConfig(model=str(tmp_path / "m"), data=pref_file, output_dir=str(tmp_path / "out"), report_to="none"))
