@@ -40,6 +40,17 @@ def loaded(family_models):
     return get
 
 
+@pytest.fixture(scope="session")
+def two_rows(pref_file):
+    """The first two rows of the shared preference file, beside it (image paths stay relative)."""
+    import os
+
+    path = os.path.join(os.path.dirname(pref_file), "two_pairs.jsonl")
+    with open(pref_file) as src, open(path, "w") as dst:
+        dst.writelines(src.readlines()[:2])
+    return path
+
+
 @pytest.fixture(scope="module")
 def rows(pref_file):
     rows = list(load_preferences(pref_file))[:2]
@@ -49,15 +60,18 @@ def rows(pref_file):
 
 @pytest.mark.parametrize("objective", ["dpo", "mdpo", "mpo"])
 @pytest.mark.parametrize("family", [f for f in ALL if f not in ("llava", "qwen2_vl", "idefics3")])  # those: test_train
-def test_train_one_step_at_the_defaults(family_models, pref_file, tmp_path, family, objective, capsys):
-    config = TrainConfig(model=family_models[family], data=pref_file, objective=objective, output_dir=str(tmp_path),
+def test_train_one_step_at_the_defaults(family_models, two_rows, tmp_path, family, objective, capsys):
+    config = TrainConfig(model=family_models[family], data=two_rows, objective=objective, output_dir=str(tmp_path),
                          max_steps=1, per_device_train_batch_size=1, report_to="none", save_strategy="no",
                          disable_tqdm=True, logging_steps=1)
     result = train(config)
     assert result.global_step == 1
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in result.history)
     said = capsys.readouterr().out
-    assert f"family {family_of_name(family)}" in said and "shared images" in said and "image tokens per prompt" in said
+    assert f"mmpo: family {family_of_name(family)} ({family})" in said
+    assert re.search(r"mmpo: shared images (on|off) \(.+\)\n", said)
+    assert re.search(r"mmpo: shared prefix (on|off) \(.+\)\n", said)
+    assert re.search(r"mmpo: image tokens per prompt \d+", said)
 
 
 def family_of_name(model_type):
@@ -172,16 +186,13 @@ def test_paligemma_gets_its_prompt_format_and_prefix_lm_layout(loaded, rows):
     assert all(bos in batch["input_ids"][i][prompt[i]].tolist() for i in range(len(types)))
 
 
-def test_startup_names_family_paths_and_image_tokens(family_models, pref_file, tmp_path, capsys):
-    config = TrainConfig(model=family_models["gemma3"], data=pref_file, objective="dpo", output_dir=str(tmp_path),
-                         max_steps=1, per_device_train_batch_size=1, report_to="none", save_strategy="no",
-                         disable_tqdm=True, share_prefix=True)
-    train(config)
-    out = capsys.readouterr().out
-    assert "mmpo: family Gemma 3 (gemma3)" in out
-    assert "mmpo: shared images on" in out
-    assert "mmpo: shared prefix off (image tokens attend both ways" in out
-    assert re.search(r"mmpo: image tokens per prompt \d+", out)
+def test_startup_says_why_a_path_is_off(loaded):
+    from mmpo.model.prefix import prefix_sharing_off
+
+    model, _ = loaded("gemma3")
+    assert "attend both ways" in prefix_sharing_off(model.model, family_of(model), None)
+    model, _ = loaded("llava")
+    assert prefix_sharing_off(model.model, family_of(model), None) is None
 
 
 def test_unsupported_family_is_refused_before_weights_load(tmp_path, pref_file, monkeypatch):
