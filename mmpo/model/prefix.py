@@ -138,15 +138,22 @@ def cached_prefix_hidden(
     width = max(layout.prompt_lengths)
     device = input_ids.device
     n_sets = len(layout.first)
-    prompt_ids = torch.full((n_sets, width), int(input_ids[0, 0]), dtype=input_ids.dtype, device=device)
+    filler = layout.text_token(input_ids)  # padding that is never an image placeholder
+    prompt_ids = torch.full((n_sets, width), filler, dtype=input_ids.dtype, device=device)
     prompt_mask = torch.zeros((n_sets, width), dtype=batch["attention_mask"].dtype, device=device)
     positions = torch.zeros((*full_positions.shape[:-2], n_sets, width), dtype=full_positions.dtype, device=device)
     for g, (j, length) in enumerate(zip(layout.first, layout.prompt_lengths)):
         prompt_ids[g, width - length :] = input_ids[j, :length]
         prompt_mask[g, width - length :] = 1
         positions[..., g, width - length :] = full_positions[..., j, :length]  # (…, G, P)
+    extras = {}  # per-token extras the prompt's own attention reads (e.g. token_type_ids), left-padded with 0
+    for key in family.prompt_token_keys:
+        values = batch[key]  # (N, T, …)
+        extras[key] = values.new_zeros((n_sets, width, *values.shape[2:]))
+        for g, (j, length) in enumerate(zip(layout.first, layout.prompt_lengths)):
+            extras[key][g, width - length :] = values[j, :length]
     prompt_out = backbone(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions,
-                          use_cache=True, mm_encoder_outputs=prompt_images)
+                          use_cache=True, mm_encoder_outputs=prompt_images, **extras)
     cache = prompt_out.cache
 
     decoder = text_decoder(backbone)
@@ -190,6 +197,11 @@ class _Layout:
         starts = response_mask.float().argmax(dim=1).tolist()  # first response column = prompt length
         return cls(batch["image_sets"].tolist(), starts, lengths, int(batch["images_per_set"].shape[0]))
 
+    def text_token(self, input_ids: Tensor) -> int:
+        """A plain text token of the batch (a response's first), to fill unused slots with."""
+        i = next(i for i, n in enumerate(self.lengths) if n)
+        return int(input_ids[i, self.starts[i]])
+
 
 class _Rows:
     """Rows of responses: ``ids``, ``positions`` (rotary, (…, rows, W): continuing the prompt) and
@@ -212,7 +224,7 @@ def _response_rows(input_ids: Tensor, full_positions: Tensor, layout: _Layout, r
         used[r] += length
     device = input_ids.device
     shape = (len(first_column), max(used))
-    ids = torch.full(shape, int(input_ids[0, 0]), dtype=input_ids.dtype, device=device)
+    ids = torch.full(shape, layout.text_token(input_ids), dtype=input_ids.dtype, device=device)
     positions = torch.zeros((*full_positions.shape[:-2], *shape), dtype=full_positions.dtype, device=device)
     segment = torch.full(shape, -2, dtype=torch.long, device=device)
     tokens = []

@@ -189,8 +189,8 @@ def test_paligemma_gets_its_prompt_format_and_prefix_lm_layout(loaded, rows):
 def test_startup_says_why_a_path_is_off(loaded):
     from mmpo.model.prefix import prefix_sharing_off
 
-    model, _ = loaded("gemma3")
-    assert "attend both ways" in prefix_sharing_off(model.model, family_of(model), None)
+    model, _ = loaded("mllama")
+    assert "cross-attention" in prefix_sharing_off(model.model, family_of(model), None)
     model, _ = loaded("llava")
     assert prefix_sharing_off(model.model, family_of(model), None) is None
 

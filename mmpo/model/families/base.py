@@ -42,6 +42,9 @@ class Family:
     (LLaVA, Qwen-VL) rather than one tensor (Gemma 3, InternVL, Idefics).
     ``text_vision_keys``: vision inputs the text model still needs once the features are
     given (Qwen-VL's ``image_grid_thw`` for its rotary positions), one row per image.
+    ``prompt_token_keys``: per-token extras the prompt's attention pattern depends on,
+    handed to the shared prompt's own pass (``token_type_ids`` of prefix-LM and
+    bidirectional-image families); responses attend causally, so their pass needs none.
     """
 
     name: str
@@ -51,6 +54,7 @@ class Family:
     shared_prefix: str | None = None
     features_as_list: bool = True
     text_vision_keys: tuple[str, ...] = ()
+    prompt_token_keys: tuple[str, ...] = ()
 
     # -- before loading weights ------------------------------------------------------
     def unsupported(self, config) -> str | None:

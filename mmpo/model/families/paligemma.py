@@ -1,7 +1,9 @@
 """PaliGemma / PaliGemma 2: a prefix-LM. ``token_type_ids`` are 0 over the prompt (image
 tokens and question attend to each other both ways) and 1 over the response (causal), so
 the response's extras are 1, not 0: were they 0, response tokens would see later response
-tokens and their log-probs would be wrong.
+tokens and their log-probs would be wrong. A shared prompt runs with its own
+``token_type_ids`` (bidirectional), the responses after it causally, as in the full
+sequence.
 
 PaliGemma checkpoints ship no chat template; the processor itself writes
 ``<image>… <bos>prompt\\n`` and the response follows, ended by EOS. mmpo gives the
@@ -39,7 +41,10 @@ DEFAULT_TEMPLATE = (
 class PaliGemma(Family):
     token_keys: tuple[str, ...] | None = ("token_type_ids",)
     features_as_list: bool = False
-    shared_prefix: str | None = "prefix-LM attention: the prompt pass would need its bidirectional mask"
+    prompt_token_keys: tuple[str, ...] = ("token_type_ids",)  # the shared prompt's pass: bidirectional
+
+    def packs_prefix(self) -> bool:
+        return False  # one packed row would need the prefix-LM mask and ours at once
 
     def prepare_processor(self, processor):
         if not getattr(processor, "chat_template", None):
