@@ -62,7 +62,10 @@ def prefix_sharing_mode(backbone: nn.Module | None, batch: dict[str, Any], famil
     reason = prefix_sharing_off(backbone, family, batch)
     if reason is None:
         decoder = text_decoder(backbone)
-        if not getattr(decoder, "gradient_checkpointing", False):
+        checkpointing = getattr(decoder, "is_activation_checkpointing", None)  # transformers' public flag
+        if checkpointing is None:
+            checkpointing = getattr(decoder, "gradient_checkpointing", False)
+        if not checkpointing:
             return "cache"
         if getattr(decoder.config, "_attn_implementation", None) in MASKABLE_ATTENTION and family.packs_prefix():
             return "packed"

@@ -130,15 +130,35 @@ def test_the_causality_test_catches_a_bidirectional_response(loaded, rows, monke
 @pytest.mark.parametrize("family", ALL)
 def test_fast_paths_match_the_plain_path(loaded, rows, family):
     """Shared images, then shared images + shared prefix, against every sequence in full
-    with its own pixels, wherever the family turns a path on."""
+    with its own pixels, wherever the family turns a path on: log-probs and gradients."""
     model, processor = loaded(family)
-    plain, _ = sequence_logps(model, _response_batch(processor, rows))
+    plain = _logps_and_grads(model, _response_batch(processor, rows))
     if not supports_shared_images(model):
         assert family_of(model).shared_images, "a family without shared images says why"
         return
     shared = _response_batch(processor, rows, share_images=True)
-    assert torch.allclose(sequence_logps(model, shared)[0], plain, atol=1e-5, rtol=0)
-    assert torch.allclose(sequence_logps(model, shared, share_prefix=True)[0], plain, atol=2e-5, rtol=0)
+    for share_prefix in (False, True):
+        fast = _logps_and_grads(model, shared, share_prefix=share_prefix)
+        assert torch.allclose(fast[0], plain[0], atol=2e-5, rtol=0), (share_prefix, fast[0] - plain[0])
+        assert fast[1].keys() == plain[1].keys()
+        for name in plain[1]:
+            assert torch.allclose(fast[1][name], plain[1][name], atol=1e-5, rtol=1e-3), (share_prefix, name)
+
+
+def _logps_and_grads(model, batch, **kwargs):
+    model.zero_grad()
+    logps, _ = sequence_logps(model, batch, **kwargs)
+    (logps * torch.linspace(-1.0, 1.0, logps.shape[0])).sum().backward()
+    return logps.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_processor_settings_survive_without_a_video_processor(loaded):
+    """An image+video processor built without its video half keeps the checkpoint's own
+    settings (processor_config.json), so image token counts are the checkpoint's."""
+    _, onevision = loaded("llava_onevision")
+    _, internvl = loaded("internvl")
+    assert onevision.num_image_tokens == 16 and onevision.vision_feature_select_strategy == "full"
+    assert internvl.image_seq_length == 4
 
 
 @pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
