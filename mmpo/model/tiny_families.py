@@ -281,6 +281,53 @@ def _mllama():
     return config, processor
 
 
+def _mistral3():
+    """Mistral 3 with a Pixtral vision tower. Its processor (transformers' PixtralProcessor)
+    imports torchvision; without it the processor's files are written as the class would
+    write them, so the folder is what a user downloads."""
+    from transformers import Mistral3Config
+    from transformers.utils import is_torchvision_available
+
+    tok = train_tokenizer(CORPUS, ["[IMG]", "[IMG_BREAK]", "[IMG_END]", "[INST]", "[/INST]"])
+    template = _chat_template("[INST]", "[IMG]", "[/INST]", "", "</s>")
+    settings = dict(patch_size=PATCH, spatial_merge_size=2, image_token="[IMG]", image_break_token="[IMG_BREAK]",
+                    image_end_token="[IMG_END]")
+    image_settings = dict(size={"longest_edge": IMAGE}, patch_size=PATCH)
+    if is_torchvision_available():
+        from transformers import PixtralImageProcessor, PixtralProcessor
+
+        processor = PixtralProcessor(image_processor=PixtralImageProcessor(**image_settings), tokenizer=tok,
+                                     chat_template=template, **settings)
+    else:
+        processor = _PixtralFiles(tok, template, settings, image_settings)
+    config = Mistral3Config(
+        vision_config=dict(model_type="pixtral", hidden_size=VISION, intermediate_size=VISION * 2, num_hidden_layers=1,
+                           num_attention_heads=2, image_size=IMAGE, patch_size=PATCH, head_dim=VISION // 2),
+        text_config=_text(tok, "mistral", head_dim=8), image_token_index=tok.convert_tokens_to_ids("[IMG]"),
+        spatial_merge_size=2, tie_word_embeddings=False,
+    )
+    return config, processor
+
+
+class _PixtralFiles:
+    """Writes a PixtralProcessor's files without building one (it needs torchvision)."""
+
+    def __init__(self, tokenizer, chat_template: str, settings: dict, image_settings: dict) -> None:
+        self.tokenizer, self.chat_template, self.settings, self.image_settings = tokenizer, chat_template, settings, image_settings
+
+    def save_pretrained(self, out_dir: str) -> None:
+        import json
+
+        self.tokenizer.save_pretrained(out_dir)
+        with open(os.path.join(out_dir, "chat_template.jinja"), "w", encoding="utf-8") as f:
+            f.write(self.chat_template)
+        for name, content in (("processor_config.json", {"processor_class": "PixtralProcessor", **self.settings}),
+                              ("preprocessor_config.json", {"image_processor_type": "PixtralImageProcessor",
+                                                            **self.image_settings})):
+            with open(os.path.join(out_dir, name), "w", encoding="utf-8") as f:
+                json.dump(content, f, indent=2)
+
+
 BUILDERS = {
     "llava_next": _llava_next,
     "llava_onevision": _llava_onevision,
@@ -293,6 +340,7 @@ BUILDERS = {
     "internvl": _internvl,
     "aya_vision": _aya_vision,
     "mllama": _mllama,
+    "mistral3": _mistral3,
 }
 FAMILIES = ("llava", "qwen2_vl", "idefics3", *BUILDERS)
 
@@ -313,5 +361,8 @@ def build_family(name: str, out_dir: str, seed: int = 0) -> str:
     model.generation_config.pad_token_id = tok.pad_token_id
     os.makedirs(out_dir, exist_ok=True)
     model.save_pretrained(out_dir)
-    save_processor(processor, out_dir)
+    if isinstance(processor, _PixtralFiles):
+        processor.save_pretrained(out_dir)
+    else:
+        save_processor(processor, out_dir)
     return out_dir

@@ -16,7 +16,10 @@ from mmpo.model.logps import supports_shared_images
 from mmpo.model.tiny_families import BUILDERS, build_family
 from mmpo.train import TrainConfig, train
 
-ALL = ("llava", "qwen2_vl", "idefics3", *BUILDERS)
+from transformers.utils import is_torchvision_available
+
+# Mistral 3's processor needs torchvision; without it the family is refused (tested below).
+ALL = tuple(f for f in ("llava", "qwen2_vl", "idefics3", *BUILDERS) if f != "mistral3" or is_torchvision_available())
 
 
 @pytest.fixture(scope="session")
@@ -215,18 +218,27 @@ def test_startup_says_why_a_path_is_off(loaded):
     assert prefix_sharing_off(model.model, family_of(model), None) is None
 
 
-def test_unsupported_family_is_refused_before_weights_load(tmp_path, pref_file, monkeypatch):
+def test_unsupported_family_is_refused_before_weights_load(family_models, pref_file, tmp_path, monkeypatch):
     """Mistral 3 needs torchvision for its processor: without it, mmpo names the family and
     the reason before reading a weight."""
-    import json
-
     import mmpo.train.run as run_module
-    from transformers.utils import is_torchvision_available
 
     if is_torchvision_available():
         pytest.skip("torchvision is installed: Mistral 3's processor can be built")
-    (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "config.json").write_text(json.dumps({"model_type": "mistral3"}))
     monkeypatch.setattr(run_module, "load_model", lambda *a, **k: pytest.fail("weights were loaded"))
-    with pytest.raises(UnsupportedFamily, match=r"Mistral 3.*torchvision"):
-        train(TrainConfig(model=str(tmp_path / "m"), data=pref_file, output_dir=str(tmp_path / "out"), report_to="none"))
+    with pytest.raises(UnsupportedFamily, match=r"Mistral 3 / Pixtral \(mistral3\).*torchvision"):
+        train(TrainConfig(model=family_models["mistral3"], data=pref_file, output_dir=str(tmp_path), report_to="none"))
+
+
+def test_a_checkpoint_without_chat_template_is_refused_before_weights_load(family_models, pref_file, tmp_path,
+                                                                            monkeypatch):
+    import shutil
+
+    import mmpo.train.run as run_module
+
+    folder = tmp_path / "no-template"
+    shutil.copytree(family_models["llava_next"], folder)
+    (folder / "chat_template.jinja").unlink()
+    monkeypatch.setattr(run_module, "load_model", lambda *a, **k: pytest.fail("weights were loaded"))
+    with pytest.raises(ValueError, match="LLaVA-NeXT processor has no chat template"):
+        train(TrainConfig(model=str(folder), data=pref_file, output_dir=str(tmp_path / "out"), report_to="none"))
