@@ -165,19 +165,24 @@ def test_processor_settings_survive_without_a_video_processor(loaded):
 
 
 @pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
-def test_qwen_prefix_sharing_uses_its_3d_positions(loaded, rows, family, monkeypatch):
-    """The shared prefix really runs for Qwen-VL and matches the full sequences tightly;
-    with 1-D positions instead of Qwen's 3-D ones it would not."""
+@pytest.mark.parametrize("mode", ["cache", "checkpointing"])
+def test_qwen_prefix_sharing_uses_its_3d_positions(family_models, rows, family, mode, monkeypatch):
+    """The shared prefix really runs for Qwen-VL (on the cache, or packed under gradient
+    checkpointing) and matches the full sequences tightly; with 1-D positions instead of
+    Qwen's 3-D ones it would not."""
     import mmpo.model.logps as logps_module
     from mmpo.model.families.base import Family
     from mmpo.model.families.qwen_vl import QwenVL
 
-    model, processor = loaded(family)
+    model, processor = load_model(family_models[family], dtype=torch.float32), load_processor(family_models[family])
+    if mode == "checkpointing":
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     batch = _response_batch(processor, rows, share_images=True)
     full, _ = sequence_logps(model, batch)
     calls = []
-    real = logps_module.cached_prefix_hidden
-    monkeypatch.setattr(logps_module, "cached_prefix_hidden", lambda *a: calls.append(1) or real(*a))
+    name = "cached_prefix_hidden" if mode == "cache" else "packed_prefix_hidden"
+    real = getattr(logps_module, name)
+    monkeypatch.setattr(logps_module, name, lambda *a: calls.append(1) or real(*a))
     shared, _ = sequence_logps(model, batch, share_prefix=True)
     assert calls == [1]
     assert torch.allclose(shared, full, atol=2e-5, rtol=0), (shared - full).abs().max()

@@ -4,7 +4,7 @@ the first decoder layers at the image positions.
 
 The 3-D positions of a sequence depend only on its own tokens and image grids, so they are
 computed once for the full prompt + response (``get_rope_index``) and sliced for the prompt
-and for each response when the prompt is shared.
+and for each response when the prompt is shared (on its cache, or packed in one row).
 """
 
 from __future__ import annotations
@@ -50,9 +50,6 @@ class QwenVL(Family):
             attention_mask=batch["attention_mask"],
         )
         return positions
-
-    def packs_prefix(self) -> bool:
-        return False  # responses restarting inside one row would need their 3-D positions re-based
 
 
 def _per_sequence_grids(batch: dict[str, Any]) -> Tensor | None:
