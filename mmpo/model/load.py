@@ -62,7 +62,7 @@ def load_processor(path: str, *, trust_remote_code: bool = False):
     ``image_seq_length``, ``vision_feature_select_strategy``, …)."""
     from mmpo.model.families import check_checkpoint
 
-    family = check_checkpoint(path)  # a family mmpo cannot train here stops now, with the reason
+    family = check_checkpoint(path, trust_remote_code=trust_remote_code)  # a family mmpo cannot train here stops now, with the reason
     return family.prepare_processor(_load_processor(path, trust_remote_code))
 
 

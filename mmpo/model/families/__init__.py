@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any
 
 from torch import nn
@@ -63,20 +61,19 @@ def family_of_processor(processor: Any) -> Family:
     return Family(name, ())
 
 
-def check_checkpoint(path: str) -> Family:
-    """The family of the checkpoint at ``path`` (read from its ``config.json`` alone), or
+def check_checkpoint(path: str, *, trust_remote_code: bool = False) -> Family:
+    """The family of the checkpoint at ``path`` (from its config alone), or
     :class:`UnsupportedFamily` naming the family and why, before any weights load."""
-    config_file = os.path.join(path, "config.json")
-    if not os.path.isfile(config_file):
-        return Family("unknown", ())  # a hub id: transformers resolves it when loading
     from transformers import AutoConfig
 
-    with open(config_file, encoding="utf-8") as f:
-        model_type = json.load(f).get("model_type", "")
-    family = family_of_type(model_type)
-    reason = family.unsupported(AutoConfig.from_pretrained(path))
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError):  # no readable config: loading the model says what is wrong
+        return Family("unknown", ())
+    family = family_of_type(config.model_type)
+    reason = family.unsupported(config)
     if reason:
-        raise UnsupportedFamily(f"mmpo cannot train {family.name} ({model_type}) from {path}: {reason}")
+        raise UnsupportedFamily(f"mmpo cannot train {family.name} ({config.model_type}) from {path}: {reason}")
     return family
 
 
