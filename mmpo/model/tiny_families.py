@@ -2,10 +2,9 @@
 
 Each builder returns ``(config, processor)`` made from transformers' own config and
 processor classes (PIL image processors, so no torchvision), at tiny sizes: hidden 32,
-one layer, 32×32 images. :func:`build_family` saves them with ``save_pretrained`` like a
-user's folder. The three families of :mod:`mmpo.model.tiny` (used by the demo) are built
-there, unchanged; the names here are ``model_type``s (plus ``pixtral``: Mistral3 with a
-Pixtral processor).
+one or two layers, 32×32 images. :func:`build_family` saves them with ``save_pretrained``
+like a user's folder. The three families of :mod:`mmpo.model.tiny` (used by the demo) are
+built there, unchanged; the names here are ``model_type``s.
 """
 
 from __future__ import annotations
