@@ -153,10 +153,13 @@ def _data(argv: list[str]) -> int:
 
 
 def _tiny_model(argv: list[str]) -> int:
-    from mmpo.model.tiny import FAMILIES, build_tiny_model
+    from mmpo.model.tiny import build_tiny_model
+    from mmpo.model.tiny_families import BUILDERS, FAMILIES, build_family
 
     parser = argparse.ArgumentParser(prog="mmpo tiny-model", description="Write a tiny random-init VLM + processor.")
-    parser.add_argument("--family", required=True, choices=FAMILIES)
+    parser.add_argument("--family", required=True, choices=FAMILIES,
+                        help="A model_type; the size options apply to llava, qwen2_vl and idefics3, the others are "
+                             "built at the family tests' fixed tiny size.")
     parser.add_argument("--out", required=True, help="Output directory.")
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--patch-size", type=int, default=8)
@@ -164,8 +167,11 @@ def _tiny_model(argv: list[str]) -> int:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    build_tiny_model(args.family, args.out, image_size=args.image_size, patch_size=args.patch_size,
-                     hidden=args.hidden, layers=args.layers, seed=args.seed)
+    if args.family in BUILDERS:
+        build_family(args.family, args.out, seed=args.seed)
+    else:
+        build_tiny_model(args.family, args.out, image_size=args.image_size, patch_size=args.patch_size,
+                         hidden=args.hidden, layers=args.layers, seed=args.seed)
     print(f"wrote a tiny {args.family} model to {args.out}")
     return 0
 

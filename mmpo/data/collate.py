@@ -33,6 +33,7 @@ from mmpo.data.chat import assistant_text, prompt_text
 from mmpo.data.corrupt import CorruptionConfig, corrupt_image
 from mmpo.data.images import MAX_IMAGE_PIXELS, image_size, load_image
 from mmpo.data.schema import DataError, ImageSource, PreferenceExample
+from mmpo.model.families import Family, family_of_processor
 
 TEXT_KEYS = ("input_ids", "attention_mask")
 
@@ -59,7 +60,16 @@ class PreferenceCollator:
     other_images: dict[str, Callable[[], Image.Image]] = field(default_factory=dict)
     share_images: bool = False
     max_image_pixels: int = MAX_IMAGE_PIXELS
+    family: Family | None = None
     _image_tokens: dict = field(default_factory=dict, init=False, repr=False)  # image sizes → tokens they add
+
+    def __post_init__(self) -> None:
+        if self.family is None:  # how this processor's outputs are laid out (mmpo.model.families)
+            self.family = family_of_processor(self.processor)
+        self.processor = self.family.prepare_processor(self.processor)
+        if not getattr(self.processor, "chat_template", None):
+            raise ValueError(f"the {self.family.name} processor has no chat template, so mmpo cannot lay out prompt "
+                             "and response; add a chat_template.jinja to the checkpoint folder")
 
     def __call__(self, rows: list[PreferenceExample | tuple[PreferenceExample, int]]) -> dict[str, Any]:
         rows, epochs = self._split_epochs(rows)
@@ -127,6 +137,10 @@ class PreferenceCollator:
             self._image_tokens[sizes] = len(encoded["input_ids"][0]) - len(plain)
         return text_tokens + self._image_tokens[sizes]
 
+    def image_tokens_seen(self) -> list[int]:
+        """The distinct numbers of tokens the images of a prompt added, as measured so far."""
+        return sorted(set(self._image_tokens.values()))
+
     def _check_prompt_length(self, location: str, length: int) -> None:
         limit = self.max_prompt_length or self.max_length - 1
         if length > limit or length >= self.max_length:
@@ -176,10 +190,11 @@ class PreferenceCollator:
         else:
             encoded = self.processor(text=texts, images=images, padding=True, return_tensors="pt")
         ids = [seq[mask.bool()].tolist() for seq, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
-        per_token = {
-            key: [seq[mask.bool()] for seq, mask in zip(value, encoded["attention_mask"])]
-            for key, value in encoded.items()
-            if key not in TEXT_KEYS and torch.is_tensor(value) and value.shape == encoded["input_ids"].shape
+        token_keys = [key for key, value in encoded.items()
+                      if key not in TEXT_KEYS and self.family.is_token_key(key, value, encoded["input_ids"])]
+        per_token = {  # (T_prompt, …) per row, padding dropped
+            key: [seq[mask.bool()] for seq, mask in zip(torch.as_tensor(encoded[key]), encoded["attention_mask"])]
+            for key in token_keys
         }
         vision = {
             key: value for key, value in encoded.items()
@@ -208,11 +223,13 @@ class PreferenceCollator:
             attention_mask[j, : len(seq)] = 1
             response_mask[j, p_len : p_len + r_len] = True
         batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, "response_mask": response_mask}
-        # Per-token extras (e.g. Qwen's mm_token_type_ids): prompt values, 0 over the response.
+        # Per-token extras (token_type_ids, mm_token_type_ids, cross_attention_mask): the
+        # prompt's values continued over the response as the family says, 0 over padding.
         for key in per_token_rows[0]:
-            values = torch.zeros((n, width), dtype=per_token_rows[0][key].dtype)
-            for j, extra in enumerate(per_token_rows):
-                values[j, : len(extra[key])] = extra[key]
+            first = per_token_rows[0][key]
+            values = torch.zeros((n, width, *first.shape[1:]), dtype=first.dtype)
+            for j, (extra, (p_len, r_len)) in enumerate(zip(per_token_rows, response_lengths)):
+                values[j, : p_len + r_len] = self.family.extend_token_values(key, extra[key], r_len)
             batch[key] = values
         vision_keys = list(groups[0][0]["vision"])
         if self.share_images and vision_keys:
@@ -225,6 +242,7 @@ class PreferenceCollator:
                 [offsets[id(prompts)] + i for prompts, responses in groups for i in range(len(responses))])
             batch["images_per_set"] = torch.tensor([len(row.images) for _ in distinct for row in rows])
             batch["vision_keys"] = vision_keys
+            batch["text_vision_keys"] = [k for k in self.family.text_vision_keys if k in vision_keys]
             return batch
         # Vision inputs, one copy per sequence, in sequence order.
         for key in vision_keys:
@@ -241,7 +259,8 @@ def select_sequences(batch: dict[str, Any], start: int, stop: int, image_feature
     """Sequences ``[start, stop)`` of a batch collated with ``share_images`` as a batch of
     their own, with the image sets they use renumbered from 0, and those sets' entries of
     ``image_features`` (:func:`mmpo.model.logps.encode_image_sets`). Returns
-    ``(batch, image_features)``. Raw pixels are not carried over (a Qwen-VL grid is):
+    ``(batch, image_features)``. Raw pixels are not carried over (the family's
+    ``text_vision_keys``, e.g. a Qwen-VL grid, are):
     the sub-batch is for a model that is handed ``image_features``."""
     n = batch["input_ids"].shape[0]
     vision_keys = batch.get("vision_keys", [])
@@ -259,8 +278,9 @@ def select_sequences(batch: dict[str, Any], start: int, stop: int, image_feature
     counts = batch["images_per_set"]
     sub["images_per_set"] = counts[used]
     sub["vision_keys"] = vision_keys
-    if "image_grid_thw" in batch:  # one row per image; Qwen-VL's rotary positions need it
-        bounds = image_set_bounds(counts)
-        rows = [i for s in used for i in range(bounds[s], bounds[s + 1])]
-        sub["image_grid_thw"] = batch["image_grid_thw"][rows]
+    bounds = image_set_bounds(counts)
+    rows = [i for s in used for i in range(bounds[s], bounds[s + 1])]
+    for key in batch.get("text_vision_keys", []):  # one row per image, still read by the text model
+        sub[key] = batch[key][rows]
+    sub["text_vision_keys"] = batch.get("text_vision_keys", [])
     return sub, None if image_features is None else [image_features[s] for s in used]

@@ -15,6 +15,7 @@ from torch import nn
 
 # Submodule names families use for the language model, and for parts that must stay frozen.
 LANGUAGE_MODEL_NAMES = ("language_model", "text_model")
+PROCESSOR_CONFIG = "processor_config.json"
 VISION_NAMES = ("vision_tower", "visual", "vision_model", "multi_modal_projector", "connector", "vision_embed")
 
 
@@ -56,7 +57,16 @@ def video_processor_optional():
 
 def load_processor(path: str, *, trust_remote_code: bool = False):
     """``AutoProcessor.from_pretrained``; for image+video processors whose video half cannot
-    be built here (no torchvision), the same processor class without it."""
+    be built here (no torchvision), the same processor class without it, with the
+    checkpoint's own ``processor_config.json`` settings (``num_image_tokens``,
+    ``image_seq_length``, ``vision_feature_select_strategy``, …)."""
+    from mmpo.model.families import check_checkpoint
+
+    family = check_checkpoint(path, trust_remote_code=trust_remote_code)  # a family mmpo cannot train here stops now, with the reason
+    return family.prepare_processor(_load_processor(path, trust_remote_code))
+
+
+def _load_processor(path: str, trust_remote_code: bool):
     from transformers import AutoConfig, AutoImageProcessor, AutoProcessor, AutoTokenizer
     from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
 
@@ -78,17 +88,38 @@ def load_processor(path: str, *, trust_remote_code: bool = False):
                 tokenizer=AutoTokenizer.from_pretrained(path),
                 video_processor=None,
                 chat_template=template,
+                **_processor_settings(path, cls),
             )
 
 
+def _processor_settings(path: str, cls) -> dict:
+    """The processor's own settings from ``processor_config.json`` (its sub-processors and
+    class name left out), as keyword arguments of ``cls``."""
+    import json
+
+    file = os.path.join(path, PROCESSOR_CONFIG)
+    if not os.path.isfile(file):
+        return {}
+    with open(file, encoding="utf-8") as f:
+        settings = json.load(f)
+    skip = {"processor_class", "chat_template", "auto_map", *cls.get_attributes()}
+    return {k: v for k, v in settings.items() if k not in skip}
+
+
 def save_processor(processor, out_dir: str) -> None:
-    """``processor.save_pretrained``, also for processors built without their video half."""
+    """``processor.save_pretrained``, also for processors built without their video half
+    (their settings still go to ``processor_config.json``)."""
     if getattr(processor, "video_processor", "absent") is None:
+        import json
+
         processor.image_processor.save_pretrained(out_dir)
         processor.tokenizer.save_pretrained(out_dir)
         if processor.chat_template:
             with open(os.path.join(out_dir, "chat_template.jinja"), "w", encoding="utf-8") as f:
                 f.write(processor.chat_template)
+        settings = {k: v for k, v in processor.to_dict().items() if k not in (*processor.get_attributes(), "chat_template")}
+        with open(os.path.join(out_dir, PROCESSOR_CONFIG), "w", encoding="utf-8") as f:
+            json.dump(settings, f, indent=2)
         return
     processor.save_pretrained(out_dir)
 

@@ -8,16 +8,16 @@ back to the full forward.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from mmpo.data.collate import image_set_bounds
+from mmpo.model.families import SetFeatures, family_of
 from mmpo.model.prefix import cached_prefix_hidden, packed_prefix_hidden, prefix_sharing_mode, text_decoder
 
-MODEL_INPUT_EXCLUDE = ("response_mask", "row_ids", "image_sets", "images_per_set", "vision_keys")
+MODEL_INPUT_EXCLUDE = ("response_mask", "row_ids", "row_epochs", "image_sets", "images_per_set", "vision_keys",
+                       "text_vision_keys")
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -35,8 +35,8 @@ def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in batch.items() if k not in MODEL_INPUT_EXCLUDE}
 
 
-# Features of a batch's distinct image sets: [set][image] → (image tokens, hidden) tensor.
-ImageFeatures = list[list[Tensor]]
+# Features of a batch's distinct image sets: [set] → ((image tokens, hidden), …) as the family lays them out.
+ImageFeatures = list[SetFeatures]
 
 
 def sequence_logps(
@@ -67,15 +67,16 @@ def sequence_logps(
     if "image_sets" in batch and image_features is None:
         image_features = encode_image_sets(inner, batch)
 
-    mode = prefix_sharing_mode(backbone, batch) if share_prefix and head is not None else None
+    family = family_of(inner)
+    mode = prefix_sharing_mode(backbone, batch, family) if share_prefix and head is not None else None
     if mode is not None:
-        prompt_images = encoder_outputs(image_features, list(range(len(image_features))))  # prompt g ↔ image set g
+        prompt_images = family.encoder_outputs(image_features, list(range(len(image_features))))  # prompt g ↔ set g
         shared_hidden = packed_prefix_hidden if mode == "packed" else cached_prefix_hidden
-        hidden = shared_hidden(backbone, batch, targets, prompt_images)  # (M, H)
+        hidden = shared_hidden(backbone, batch, targets, prompt_images, family)  # (M, H)
         token_logps = _chunked_logps(head, hidden, target_ids, chunk_size)
     elif backbone is not None and head is not None:
         if "image_sets" in batch:
-            hidden = _shared_image_forward(backbone, batch, image_features)  # (N, T, H)
+            hidden = _shared_image_forward(backbone, batch, image_features, family)  # (N, T, H)
         else:
             hidden = backbone(**model_inputs(batch), use_cache=False).last_hidden_state  # (N, T, H)
         hidden = hidden[:, :-1][targets]  # (M, H)
@@ -90,15 +91,13 @@ def sequence_logps(
 
 
 def supports_shared_images(model: nn.Module) -> bool:
-    """Whether the family takes precomputed image features (transformers'
-    ``mm_encoder_outputs``), so each image can be encoded once for several sequences."""
-    backbone = getattr(unwrap(model), "model", None)
-    return (
-        backbone is not None
-        and hasattr(backbone, "get_image_features")
-        and "mm_encoder_outputs" in inspect.signature(backbone.forward).parameters
-        and unwrap(model).get_output_embeddings() is not None
-    )
+    """Whether each image can be encoded once for several sequences of this model: the
+    family supports it and the loaded model takes precomputed features
+    (:meth:`~mmpo.model.families.base.Family.shared_images_off` says why not)."""
+    inner = unwrap(model)
+    if inner.get_output_embeddings() is None:
+        return False
+    return family_of(inner).shared_images_off(getattr(inner, "model", None)) is None
 
 
 def image_encoder_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -142,34 +141,31 @@ def _is_adapter(module: nn.Module) -> bool:
 
 def encode_image_sets(model: nn.Module, batch: dict[str, Any]) -> ImageFeatures:
     """Run the vision tower and projector once on each distinct image set of a batch
-    collated with ``share_images``."""
-    backbone = unwrap(model).model
+    collated with ``share_images``: one entry per set, cut by the image tokens of a
+    sequence that uses it."""
+    inner = unwrap(model)
+    family = family_of(inner)
     vision = {key: batch[key] for key in batch["vision_keys"]}
-    features = list(backbone.get_image_features(**vision, return_dict=True).pooler_output)
-    if len(features) == len(batch["images_per_set"]):  # one entry per image set (e.g. Idefics3)
-        return [[f] for f in features]
-    bounds = image_set_bounds(batch["images_per_set"])
-    return [features[a:b] for a, b in zip(bounds, bounds[1:])]  # one entry per image
+    sets = batch["image_sets"].tolist()
+    image_token = family.image_token_id(inner.config)
+    first = [sets.index(s) for s in range(len(batch["images_per_set"]))]  # a sequence of each set
+    tokens_per_set = (batch["input_ids"][first] == image_token).sum(dim=1).tolist()
+    return family.encode(inner.model, vision, tokens_per_set)
 
 
-def encoder_outputs(per_set: ImageFeatures, sets: list[int]) -> dict[str, Any]:
-    """transformers' ``mm_encoder_outputs`` argument handing sequence i the features of
-    image set ``sets[i]``."""
-    from transformers.modeling_outputs import BaseModelOutputWithPooling
+def _shared_image_forward(backbone: nn.Module, batch: dict[str, Any], per_set: ImageFeatures, family) -> Tensor:
+    """Every sequence gets the already-encoded features of its image set (and, per image,
+    the vision inputs its text model still reads, e.g. Qwen-VL's grids)."""
+    from mmpo.data.collate import image_set_bounds
 
-    return {"image": BaseModelOutputWithPooling(pooler_output=[f for s in sets for f in per_set[s]])}
-
-
-def _shared_image_forward(backbone: nn.Module, batch: dict[str, Any], per_set: ImageFeatures) -> Tensor:
-    """Every sequence gets the already-encoded features of its image set."""
     vision = batch["vision_keys"]
     sets = batch["image_sets"].tolist()
     inputs = {k: v for k, v in model_inputs(batch).items() if k not in vision}
-    if "image_grid_thw" in vision:  # Qwen-VL needs each sequence's grids for its rotary positions
-        grids = batch["image_grid_thw"]
-        bounds = image_set_bounds(batch["images_per_set"])
-        inputs["image_grid_thw"] = torch.cat([grids[bounds[s] : bounds[s + 1]] for s in sets])
-    return backbone(**inputs, mm_encoder_outputs=encoder_outputs(per_set, sets), use_cache=False).last_hidden_state
+    bounds = image_set_bounds(batch["images_per_set"])
+    for key in batch.get("text_vision_keys", []):  # one row per image → the rows of each sequence's images
+        inputs[key] = torch.cat([batch[key][bounds[s] : bounds[s + 1]] for s in sets])
+    outputs = family.encoder_outputs(per_set, sets)
+    return backbone(**inputs, mm_encoder_outputs=outputs, use_cache=False).last_hidden_state
 
 
 def _chunked_logps(head: nn.Module, hidden: Tensor, target_ids: Tensor, chunk_size: int) -> Tensor:

@@ -23,6 +23,7 @@ from mmpo.data.loaders import PreferenceData, load_preferences
 from mmpo.data.schema import DataError
 from mmpo.io import write_json_atomic
 from mmpo.losses import needs_reference
+from mmpo.model.families import startup_lines
 from mmpo.model.lean_lora import use_lean_lora_dropout
 from mmpo.model.load import freeze_vision, language_model_lora_targets, language_model_prefix, load_model, load_processor, save_processor
 from mmpo.train.config import TrainConfig
@@ -179,6 +180,7 @@ def train(config: TrainConfig) -> TrainResult:
     data = load_training_data(config, processor)
     model, ref_model = build_model(config)
     trainer = PreferenceTrainer(model, config, data, processor, ref_model=ref_model)
+    print("\n".join(startup_lines(trainer, data)))
     if config.precompute_ref_logps and needs_reference(config.objective_weights):
         trainer.reference_cache = precompute_reference(trainer, data, config)
     output = trainer.train(resume_from_checkpoint=config.resume_from_checkpoint)
