@@ -60,6 +60,14 @@ class PolicyScorer(nn.Module):
         """The model's config (the Trainer sets ``use_cache`` on it)."""
         return self.model.config
 
+    @property
+    def _no_split_modules(self) -> list[str]:
+        """The model's blocks, which FSDP's transformer-based auto wrap shards one by one:
+        those its class declares that the model holds (a family's list names classes of
+        every variant, e.g. LLaVA's ``CLIPTextEmbeddings``, which accelerate refuses)."""
+        present = {type(m).__name__ for m in self.model.modules()}
+        return [name for name in getattr(self.model, "_no_split_modules", None) or [] if name in present]
+
 
 def log_probs(batch: PreferenceBatch, policy: Tensor, reference: Tensor | None) -> LogProbs:
     """The objective's inputs from per-sequence log-probs (N,) of ``batch``'s layout."""

@@ -105,12 +105,18 @@ class PreferenceTrainer(Trainer):
             train_dataset=train_dataset,
             callbacks=[_StateCallback(self), *(callbacks or [])],
         )
+        if args.fsdp and not self.is_fsdp_enabled:
+            raise ValueError(
+                f"--fsdp: accelerate did not turn FSDP on for this run ({self.accelerator.distributed_type}): it does "
+                "so only for several processes on accelerators (GPU, NPU, XPU…), never on CPU, and training would "
+                "have run unsharded; launch on GPUs (see examples/accelerate/fsdp.yaml) or drop --fsdp")
         # Our loss is already a per-batch mean: let the Trainer scale it for accumulation.
         self.model_accepts_loss_kwargs = False
         if self.ref_model is not None:  # a scorer too, so FSDP / ZeRO-3 gather its shards for each pass
             self.ref_model = self.accelerator.prepare_model(PolicyScorer(ref_model, args.share_prefix),
                                                             evaluation_mode=True)
-        if self.is_fsdp_enabled and hasattr(model, "active_peft_config"):  # wrap LoRA layers on their own
+        fsdp_version = getattr(getattr(self.accelerator.state, "fsdp_plugin", None), "fsdp_version", None)
+        if fsdp_version == 1 and hasattr(model, "active_peft_config"):  # FSDP1: LoRA layers wrapped on their own
             from transformers.distributed.fsdp import update_fsdp_plugin_peft
 
             update_fsdp_plugin_peft(model, self.accelerator)
