@@ -77,9 +77,16 @@ def train_on_two_ranks(tiny_models, pref_file, tmp_path, name, engine, steps, re
         trainer.data_collator = lambda rows: (seen.extend((r.id, e) for r, e in rows), collate(rows))[1]
         trainer.train(resume_from_checkpoint={resume!r})
         trainer.save_model(config.output_dir)
+        refusal = None
+        if not config.fsdp:  # the same CPU processes asking for FSDP, which accelerate would not turn on
+            try:
+                PreferenceTrainer(model, TrainConfig(**{{**config.to_dict(), **{FSDP!r}}}), data, trainer.processor)
+            except ValueError as exc:
+                refusal = str(exc)
         rank = dist.get_rank()
         torch.save({{n: p.detach() for n, p in model.named_parameters() if p.requires_grad}}, sys.argv[1] + f".{{rank}}.pt")
-        json.dump({{"rows": seen, "epoch": trainer.state.epoch, "wrapper": type(trainer.model_wrapped).__name__}},
+        json.dump({{"rows": seen, "epoch": trainer.state.epoch, "wrapper": type(trainer.model_wrapped).__name__,
+                    "fsdp_refusal": refusal}},
                   open(sys.argv[1] + f".{{rank}}.json", "w"))
     """))
     run([str(script), str(tmp_path / name)], cwd=os.getcwd())
@@ -100,6 +107,7 @@ def test_ddp_and_fsdp_ranks_train_one_model_on_sharded_data(tiny_models, pref_fi
 
     logs, adapters = train_on_two_ranks(tiny_models, pref_file, tmp_path, "ddp", "ddp", steps=4)
     assert all(log["wrapper"] == "DistributedDataParallel" for log in logs)
+    assert all("accelerate did not turn FSDP on" in log["fsdp_refusal"] for log in logs)
     first_epoch = [{row for row, epoch in log["rows"] if epoch == 0} for log in logs]
     assert not first_epoch[0] & first_epoch[1]  # the data is sharded
     assert logs[0]["epoch"] == pytest.approx(4 / 3)  # 6 rows, 1 per rank per step: one epoch in 3 steps
