@@ -77,7 +77,7 @@ def main() -> None:
     trainer = PreferenceTrainer(model, config, data, processor)
     batch = trainer.collator(rows)
     model.train()
-    ours = saved_while(lambda: trainer.compute_loss(model, batch))
+    ours = saved_while(lambda: trainer.compute_loss(trainer.model, batch))  # the scorer around model
 
     peft_model, _ = build_model(dataclasses.replace(config, lean_lora_dropout=False))
     peft_model.train()

@@ -1,6 +1,6 @@
-"""Turns preference rows into one model batch.
+"""Turns preference rows into one model batch, a :class:`~mmpo.data.batch.PreferenceBatch`.
 
-Layout of a batch of B rows (N sequences):
+Layout of a batch of B rows (N sequences), by group:
 
     [0, B)    prompt + chosen    under the real image(s)
     [B, 2B)   prompt + rejected  under the real image(s)
@@ -22,13 +22,13 @@ out, so worker processes need no state from the trainer) or from ``epoch``.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
 from PIL import Image
 
+from mmpo.data.batch import CHOSEN, CORRUPTED, REJECTED, RESPONSE, PreferenceBatch
 from mmpo.data.chat import assistant_text, prompt_text
 from mmpo.data.corrupt import CorruptionConfig, corrupt_image
 from mmpo.data.images import MAX_IMAGE_PIXELS, image_size, load_image
@@ -71,7 +71,7 @@ class PreferenceCollator:
             raise ValueError(f"the {self.family.name} processor has no chat template, so mmpo cannot lay out prompt "
                              "and response; add a chat_template.jinja to the checkpoint folder")
 
-    def __call__(self, rows: list[PreferenceExample | tuple[PreferenceExample, int]]) -> dict[str, Any]:
+    def __call__(self, rows: list[PreferenceExample | tuple[PreferenceExample, int]]) -> PreferenceBatch:
         rows, epochs = self._split_epochs(rows)
         real = [self._images(row) for row in rows]
         chosen = [self._response_ids(row, row.chosen) for row in rows]
@@ -81,13 +81,11 @@ class PreferenceCollator:
         if self.corruption is not None and not self.no_image:
             corrupted = [self._corrupted(row, imgs, epoch) for row, imgs, epoch in zip(rows, real, epochs)]
             groups.append((self._encode_prompts(rows, corrupted), chosen))
-        batch = self._assemble(rows, groups)
-        batch["row_ids"] = [row.id for row in rows]
-        batch["row_epochs"] = epochs
-        return batch
+        names = (CHOSEN, REJECTED, CORRUPTED)[: len(groups)]
+        return self._assemble(rows, groups, epochs, names)
 
     def responses(self, rows: list[PreferenceExample | tuple[PreferenceExample, int]], texts: list[str],
-                  corrupted: bool = False) -> dict[str, Any]:
+                  corrupted: bool = False) -> PreferenceBatch:
         """One sequence per row: prompt + ``texts[i]`` under the real image (or under m′
         with ``corrupted``). For SFT, scoring a model's own answers, image reliance."""
         rows, epochs = self._split_epochs(rows)
@@ -95,10 +93,7 @@ class PreferenceCollator:
         if corrupted:
             images = [self._corrupted(row, imgs, epoch) for row, imgs, epoch in zip(rows, images, epochs)]
         responses = [self._response_ids(row, text) for row, text in zip(rows, texts)]
-        batch = self._assemble(rows, [(self._encode_prompts(rows, images), responses)])
-        batch["row_ids"] = [row.id for row in rows]
-        batch["row_epochs"] = epochs
-        return batch
+        return self._assemble(rows, [(self._encode_prompts(rows, images), responses)], epochs, (RESPONSE,))
 
     # -- checks at load time -------------------------------------------------------------
     def check_row(self, row: PreferenceExample) -> None:
@@ -202,7 +197,8 @@ class PreferenceCollator:
         }
         return {"ids": ids, "per_token": per_token, "vision": vision}
 
-    def _assemble(self, rows: list[PreferenceExample], groups: list[tuple[dict, list[list[int]]]]) -> dict[str, Any]:
+    def _assemble(self, rows: list[PreferenceExample], groups: list[tuple[dict, list[list[int]]]],
+                  epochs: list[int], names: tuple[str, ...]) -> PreferenceBatch:
         sequences, response_lengths, per_token_rows = [], [], []
         for prompts, responses in groups:
             for i, (prompt_ids, response_ids) in enumerate(zip(prompts["ids"], responses)):
@@ -232,55 +228,20 @@ class PreferenceCollator:
                 values[j, : p_len + r_len] = self.family.extend_token_values(key, extra[key], r_len)
             batch[key] = values
         vision_keys = list(groups[0][0]["vision"])
+        layout = dict(row_ids=[row.id for row in rows], row_epochs=epochs, groups=names,
+                      extras={k: v for k, v in batch.items() if k not in TEXT_KEYS + ("response_mask",)})
         if self.share_images and vision_keys:
             # Each distinct prompt encoding (real images, corrupted images) once, in order.
             distinct = list({id(prompts): prompts for prompts, _ in groups}.values())
             offsets = {id(p): k * len(rows) for k, p in enumerate(distinct)}
-            for key in vision_keys:
-                batch[key] = torch.cat([p["vision"][key] for p in distinct], dim=0)
-            batch["image_sets"] = torch.tensor(
-                [offsets[id(prompts)] + i for prompts, responses in groups for i in range(len(responses))])
-            batch["images_per_set"] = torch.tensor([len(row.images) for _ in distinct for row in rows])
-            batch["vision_keys"] = vision_keys
-            batch["text_vision_keys"] = [k for k in self.family.text_vision_keys if k in vision_keys]
-            return batch
+            return PreferenceBatch(
+                input_ids, attention_mask, response_mask, **layout,
+                vision={key: torch.cat([p["vision"][key] for p in distinct], dim=0) for key in vision_keys},
+                image_sets=torch.tensor(
+                    [offsets[id(prompts)] + i for prompts, responses in groups for i in range(len(responses))]),
+                images_per_set=torch.tensor([len(row.images) for _ in distinct for row in rows]),
+                text_vision_keys=tuple(k for k in self.family.text_vision_keys if k in vision_keys),
+            )
         # Vision inputs, one copy per sequence, in sequence order.
-        for key in vision_keys:
-            batch[key] = torch.cat([prompts["vision"][key] for prompts, _ in groups], dim=0)
-        return batch
-
-
-def image_set_bounds(images_per_set: torch.Tensor) -> list[int]:
-    """Image set s of a ``share_images`` batch holds images ``bounds[s]:bounds[s + 1]``."""
-    return [0, *itertools.accumulate(images_per_set.tolist())]
-
-
-def select_sequences(batch: dict[str, Any], start: int, stop: int, image_features: list | None = None):
-    """Sequences ``[start, stop)`` of a batch collated with ``share_images`` as a batch of
-    their own, with the image sets they use renumbered from 0, and those sets' entries of
-    ``image_features`` (:func:`mmpo.model.logps.encode_image_sets`). Returns
-    ``(batch, image_features)``. Raw pixels are not carried over (the family's
-    ``text_vision_keys``, e.g. a Qwen-VL grid, are):
-    the sub-batch is for a model that is handed ``image_features``."""
-    n = batch["input_ids"].shape[0]
-    vision_keys = batch.get("vision_keys", [])
-    sub: dict[str, Any] = {
-        key: value[start:stop] for key, value in batch.items()
-        if torch.is_tensor(value) and value.shape[:1] == (n,) and key not in vision_keys and key != "image_sets"
-    }
-    sub["row_ids"] = batch.get("row_ids")
-    if "image_sets" not in batch:
-        return sub, image_features
-    sets = batch["image_sets"][start:stop]  # (n',)
-    used = sorted(set(sets.tolist()))
-    renumber = {s: k for k, s in enumerate(used)}
-    sub["image_sets"] = torch.tensor([renumber[s] for s in sets.tolist()], device=sets.device)
-    counts = batch["images_per_set"]
-    sub["images_per_set"] = counts[used]
-    sub["vision_keys"] = vision_keys
-    bounds = image_set_bounds(counts)
-    rows = [i for s in used for i in range(bounds[s], bounds[s + 1])]
-    for key in batch.get("text_vision_keys", []):  # one row per image, still read by the text model
-        sub[key] = batch[key][rows]
-    sub["text_vision_keys"] = batch.get("text_vision_keys", [])
-    return sub, None if image_features is None else [image_features[s] for s in used]
+        vision = {key: torch.cat([prompts["vision"][key] for prompts, _ in groups], dim=0) for key in vision_keys}
+        return PreferenceBatch(input_ids, attention_mask, response_mask, **layout, vision=vision)

@@ -156,7 +156,7 @@ def encode_image_sets(model: nn.Module, batch: dict[str, Any]) -> ImageFeatures:
 def _shared_image_forward(backbone: nn.Module, batch: dict[str, Any], per_set: ImageFeatures, family) -> Tensor:
     """Every sequence gets the already-encoded features of its image set (and, per image,
     the vision inputs its text model still reads, e.g. Qwen-VL's grids)."""
-    from mmpo.data.collate import image_set_bounds
+    from mmpo.data.batch import image_set_bounds
 
     vision = batch["vision_keys"]
     sets = batch["image_sets"].tolist()

@@ -22,7 +22,8 @@ import zipfile
 STATE_FILE = "mmpo_state.json"
 TRAINER_STATE = "trainer_state.json"
 WEIGHTS = ("adapter_model.safetensors", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-TRAINING_STATE = ("optimizer.pt", "scheduler.pt")
+OPTIMIZER_STATE = ("optimizer.pt", "optimizer.bin")  # the Trainer's; FSDP's (full state dict)
+SCHEDULER_STATE = "scheduler.pt"
 LATEST = ("latest", "true", "last")
 _STEP = re.compile(r"^checkpoint-(\d+)$")
 
@@ -40,8 +41,9 @@ def checkpoint_problem(path: str, need_training_state: bool = True) -> str | Non
     if not os.path.isfile(os.path.join(path, STATE_FILE)):
         return (f"{path} is incomplete: {STATE_FILE}, which mmpo writes after every other file of a checkpoint, "
                 "is missing (the save was interrupted, or the folder is not an mmpo checkpoint)")
-    required = [TRAINER_STATE, *(TRAINING_STATE if need_training_state else ())]
-    for name in required:
+    if need_training_state and not any(os.path.isfile(os.path.join(path, name)) for name in OPTIMIZER_STATE):
+        return f"{os.path.join(path, OPTIMIZER_STATE[0])} is missing"
+    for name in [TRAINER_STATE, *([SCHEDULER_STATE] if need_training_state else [])]:
         if not os.path.isfile(os.path.join(path, name)):
             return f"{os.path.join(path, name)} is missing"
     if not any(os.path.isfile(os.path.join(path, name)) for name in WEIGHTS):

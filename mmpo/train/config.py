@@ -99,10 +99,6 @@ class TrainConfig(TrainingArguments):
         if self.split_backward and self.deepspeed:
             raise ValueError("split_backward runs two backward passes per step, which DeepSpeed's engine does not "
                              "allow; turn one of them off")
-        if self.fsdp:
-            raise ValueError("FSDP is not supported yet: mmpo scores sequences by calling the model's backbone "
-                             "directly (to share images and prompts), which bypasses FSDP's parameter gathering; "
-                             "use DDP (torchrun / accelerate launch without an FSDP config)")
 
     def check_values(self) -> None:
         """Every numeric option in its range, each error naming the option."""

@@ -154,8 +154,8 @@ def precompute_reference(trainer: PreferenceTrainer, data: PreferenceData, confi
                 batch = collator(rows)
             else:  # only m′ changes with the epoch: chosen under this epoch's m′
                 batch = collator.responses(rows, [row.chosen for row in rows], corrupted=True)
-            batch = {k: v.to(trainer.args.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            logps = trainer.live_reference_logps(model, batch).float().cpu().view(-1, len(rows))  # (groups, B)
+            logps = trainer.live_reference_logps(model, batch.to(trainer.args.device)).float().cpu()
+            logps = logps.view(len(batch.groups), len(rows))  # (groups, B)
             for j, row in enumerate(rows):
                 if epoch == 0:
                     cache[(row.id, 0)] = logps[:, j].clone()
@@ -205,7 +205,7 @@ def save_outputs(trainer: PreferenceTrainer, config: TrainConfig) -> None:
     write_json_atomic(os.path.join(config.output_dir, CONFIG_FILE), resolved)
     if config.merge and not config.full_finetune:
         merged_dir = os.path.join(config.output_dir, "merged")
-        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+        merged = trainer.policy.merge_and_unload()
         merged.save_pretrained(merged_dir)
         save_processor(trainer.processor, merged_dir)
 

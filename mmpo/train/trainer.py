@@ -1,11 +1,17 @@
 """``PreferenceTrainer``: a ``transformers.Trainer`` whose loss is an mmpo objective.
 
-One level of subclassing, public methods only: ``compute_loss`` (policy and reference
-log-probs → :func:`mmpo.losses.compute_objective`), ``training_step`` (stops the run on a
-non-finite loss or gradient), ``get_train_dataloader`` (the epoch travels with each index,
-see :mod:`mmpo.data.epochs`), ``log`` (adds the objective's metrics) and ``train`` (checks
-the checkpoint and restores MPO's δ on resume). Checkpointing, DeepSpeed, mixed precision
-and logging backends are the Trainer's own.
+The Trainer's model is a :class:`~mmpo.train.scorer.PolicyScorer` around the policy, so
+the engine accelerate wraps it in (DDP, FSDP, DeepSpeed) sees every scoring pass and does
+its own gradient synchronisation and parameter gathering.
+
+One level of subclassing: ``compute_loss`` (policy and reference log-probs →
+:func:`mmpo.losses.compute_objective`), ``training_step`` (stops the run on a non-finite
+loss or gradient), ``get_train_dataloader`` (the epoch travels with each index, see
+:mod:`mmpo.data.epochs`), ``log`` (adds the objective's metrics), ``train`` (checks the
+checkpoint and restores MPO's δ on resume), and ``_save`` / ``_load_from_checkpoint``,
+which hand the Trainer the policy inside the scorer, so checkpoints hold the adapter (or
+model) exactly as without it. Checkpointing, mixed precision and logging backends are the
+Trainer's own.
 """
 
 from __future__ import annotations
@@ -18,14 +24,16 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
 
-from mmpo.data.collate import PreferenceCollator, select_sequences
+from mmpo.data.batch import CHOSEN, CORRUPTED, REJECTED, PreferenceBatch
+from mmpo.data.collate import PreferenceCollator
 from mmpo.data.epochs import tag_epochs
 from mmpo.io import write_json_atomic
-from mmpo.losses import LogProbs, ObjectiveParams, RewardRunningMean, compute_objective, needs_reference
+from mmpo.losses import ObjectiveParams, RewardRunningMean, compute_objective, needs_reference
 from mmpo.model.load import save_processor
-from mmpo.model.logps import encode_image_sets, image_encoder_frozen, sequence_logps, supports_shared_images
+from mmpo.model.logps import image_encoder_frozen, supports_shared_images
 from mmpo.train.checkpoints import STATE_FILE, latest_checkpoint, resolve_resume
 from mmpo.train.config import TrainConfig
+from mmpo.train.scorer import IMAGE_FEATURES, REFERENCE, PolicyScorer, log_probs
 
 
 class TrainingDiverged(RuntimeError):
@@ -38,6 +46,7 @@ class PreferenceTrainer(Trainer):
 
     Reference log-probs come, in order of preference, from ``reference_cache`` (precomputed
     per row and epoch), from ``ref_model``, or from ``model`` with its adapters disabled.
+    :attr:`policy` is ``model``; the Trainer's ``self.model`` is the scorer around it.
     """
 
     def __init__(
@@ -91,16 +100,32 @@ class PreferenceTrainer(Trainer):
                 "(the default with LoRA on the language model)"
             )
         super().__init__(
-            model=model,
+            model=PolicyScorer(model, share_prefix=args.share_prefix),
             args=args,
             data_collator=self.collator,
             train_dataset=train_dataset,
             callbacks=[_StateCallback(self), *(callbacks or [])],
         )
+        if args.fsdp and not self.is_fsdp_enabled:
+            raise ValueError(
+                f"--fsdp: accelerate did not turn FSDP on for this run ({self.accelerator.distributed_type}): it does "
+                "so only for several processes on accelerators (GPU, NPU, XPU…), never on CPU, and training would "
+                "have run unsharded; launch on GPUs (see examples/accelerate/fsdp.yaml) or drop --fsdp")
         # Our loss is already a per-batch mean: let the Trainer scale it for accumulation.
         self.model_accepts_loss_kwargs = False
-        if self.ref_model is not None:
-            self.ref_model = self.accelerator.prepare_model(self.ref_model, evaluation_mode=True)
+        if self.ref_model is not None:  # a scorer too, so FSDP / ZeRO-3 gather its shards for each pass
+            self.ref_model = self.accelerator.prepare_model(PolicyScorer(ref_model, args.share_prefix),
+                                                            evaluation_mode=True)
+        fsdp_version = getattr(getattr(self.accelerator.state, "fsdp_plugin", None), "fsdp_version", None)
+        if fsdp_version == 1 and hasattr(model, "active_peft_config"):  # FSDP1: LoRA layers wrapped on their own
+            from transformers.distributed.fsdp import update_fsdp_plugin_peft
+
+            update_fsdp_plugin_peft(model, self.accelerator)
+
+    @property
+    def policy(self) -> nn.Module:
+        """The model being trained, without the scorer and engine wrappers."""
+        return self.accelerator.unwrap_model(self.model).model
 
     def get_train_dataloader(self):
         """The Trainer's loader, its sampler yielding ``(index, epoch)`` so every worker,
@@ -108,20 +133,19 @@ class PreferenceTrainer(Trainer):
         return tag_epochs(super().get_train_dataloader())
 
     # -- the loss ----------------------------------------------------------------------
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        rows = len(inputs["row_ids"])
+    def compute_loss(self, model, inputs: PreferenceBatch, return_outputs=False, num_items_in_batch=None):
+        """``model``: the (wrapped) :class:`PolicyScorer`; ``inputs``: one collated batch."""
         features = None
-        if self.reuse_image_features and "image_sets" in inputs:
+        if self.reuse_image_features and inputs.image_sets is not None:
             with torch.no_grad():
-                features = encode_image_sets(model, inputs)
+                features = model(inputs, what=IMAGE_FEATURES)
         # Reference first: its activations are freed before the policy's graph is built.
         reference = self.reference_logps(model, inputs, features) if needs_reference(self.weights) else None
         if self.split_backward and model.training and torch.is_grad_enabled():
             loss, metrics = self.split_backward_loss(model, inputs, features, reference)
         else:
-            policy, lengths = sequence_logps(model, inputs, share_prefix=self.args.share_prefix,
-                                             image_features=features)  # (N,), N = 2B or 3B
-            loss, metrics = compute_objective(self.weights, split_logps(policy, reference, lengths, rows), self.params)
+            policy, _ = model(inputs, features)  # (N,), N = 2B or 3B
+            loss, metrics = compute_objective(self.weights, log_probs(inputs, policy, reference), self.params)
         for key, value in metrics.items():
             self._metrics[key].append(value)
         return (loss, metrics) if return_outputs else loss
@@ -138,66 +162,54 @@ class PreferenceTrainer(Trainer):
         returned as ``∂L/∂s · s`` for the Trainer's backward. Gradients match the joint
         pass; the cost is one extra no-grad forward of the corrupted prefix.
         """
-        rows = len(inputs["row_ids"])
-        real, real_features = select_sequences(inputs, 0, 2 * rows, features)
-        corrupted, corrupted_features = select_sequences(inputs, 2 * rows, 3 * rows, features)
-        kwargs = dict(share_prefix=self.args.share_prefix)
-        with self.accelerator.no_sync(model):  # ranks average gradients after the step (training_step)
-            policy_real, lengths = sequence_logps(model, real, image_features=real_features, **kwargs)  # (2B,)
+        real, real_features = inputs.select((CHOSEN, REJECTED), features)
+        corrupted, corrupted_features = inputs.select((CORRUPTED,), features)
+        with self.accelerator.no_sync(model):  # the engine reduces both branches' gradients in the last backward
+            policy_real = model(real, real_features)[0]  # (2B,)
             rng = _rng_state()
             with torch.no_grad():
-                corrupted_value = sequence_logps(model, corrupted, image_features=corrupted_features, **kwargs)[0]
+                corrupted_value = model(corrupted, corrupted_features)[0]
             scalars = (policy_real.detach().requires_grad_(), corrupted_value.requires_grad_())
-            logps = split_logps(torch.cat(scalars), reference, lengths, rows)
-            loss, metrics = compute_objective(self.weights, logps, self.params)
+            loss, metrics = compute_objective(self.weights, log_probs(inputs, torch.cat(scalars), reference), self.params)
             grad_real, grad_corrupted = torch.autograd.grad(loss, scalars)
             self.accelerator.backward((policy_real * grad_real).sum() / self.current_gradient_accumulation_steps)
         _set_rng_state(rng)
-        policy_corrupted = sequence_logps(model, corrupted, image_features=corrupted_features, **kwargs)[0]  # (B,)
+        policy_corrupted = model(corrupted, corrupted_features)[0]  # (B,)
         surrogate = (policy_corrupted * grad_corrupted).sum()
         return loss.detach() + surrogate - surrogate.detach(), metrics
 
     @torch.no_grad()
-    def reference_logps(self, model, inputs, image_features=None) -> torch.Tensor:
+    def reference_logps(self, model, inputs: PreferenceBatch, image_features=None) -> torch.Tensor:
         """Reference log-probs of exactly the sequences the policy just scored
         (``image_features``: the policy's, when :attr:`reuse_image_features`)."""
         if self.reference_cache is not None:  # looked up with the epoch whose m′ the policy scores
-            epochs = inputs["row_epochs"] if "copo" in self.weights else [0] * len(inputs["row_ids"])
-            rows = [self.reference_cache[key] for key in zip(inputs["row_ids"], epochs)]
-            table = torch.stack(rows).to(inputs["input_ids"].device)  # (B, groups)
+            epochs = inputs.row_epochs if "copo" in self.weights else [0] * inputs.rows
+            rows = [self.reference_cache[key] for key in zip(inputs.row_ids, epochs)]
+            table = torch.stack(rows).to(inputs.input_ids.device)  # (B, groups)
             return table.T.reshape(-1)  # group-major, like the batch
         return self.live_reference_logps(model, inputs, image_features)
 
     @torch.no_grad()
-    def live_reference_logps(self, model, inputs, image_features=None) -> torch.Tensor:
-        """Reference log-probs computed now: the frozen copy, or ``model`` without adapters."""
-        kwargs = dict(share_prefix=self.args.share_prefix, image_features=image_features)
+    def live_reference_logps(self, model, inputs: PreferenceBatch, image_features=None) -> torch.Tensor:
+        """Reference log-probs computed now: the frozen copy, or the scorer ``model`` with
+        the policy's adapters disabled."""
         if self.ref_model is not None:
-            return sequence_logps(self.ref_model, inputs, **kwargs)[0]
-        peft_model = self.accelerator.unwrap_model(model)
-        with peft_model.disable_adapter():
-            return sequence_logps(model, inputs, **kwargs)[0]
+            return self.ref_model(inputs, image_features)[0]
+        return model(inputs, image_features, what=REFERENCE)[0]
 
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        """The Trainer's step, then, at the end of an accumulation window, the gradients
-        averaged across ranks under DDP and checked.
-
-        mmpo scores sequences by calling the backbone under the DDP wrapper (to share images
-        and prefixes), so DDP's own forward, which arms its gradient hooks, never runs;
-        averaging here keeps every rank's update the same. (Had the hooks run too, a second
-        average of equal values changes nothing.)
+    def training_step(self, model, inputs: PreferenceBatch, num_items_in_batch=None):
+        """The Trainer's step (the engine synchronises gradients in its backward), then, at
+        the end of an accumulation window, the gradients checked.
 
         A non-finite loss or gradient raises :class:`TrainingDiverged`; with
         ``--skip_nonfinite_batches`` the window's gradients are dropped instead (the
         optimizer leaves parameters without a gradient alone) and counted."""
-        self._window_rows.extend(inputs["row_ids"])
+        self._window_rows.extend(inputs.row_ids)
         loss = super().training_step(model, inputs, num_items_in_batch)
         can_skip = self.args.skip_nonfinite_batches and not self.is_deepspeed_enabled
         if not torch.isfinite(loss) and not can_skip:
-            raise self.diverged(f"at step {self.state.global_step + 1}: the loss is {loss.item()}", inputs["row_ids"])
+            raise self.diverged(f"at step {self.state.global_step + 1}: the loss is {loss.item()}", inputs.row_ids)
         if self.accelerator.sync_gradients:
-            if isinstance(model, nn.parallel.DistributedDataParallel):
-                average_gradients(model)
             self._last_step_skipped = False
             if not self.args.fp16 and not gradients_finite(model):  # fp16: the grad scaler skips overflows itself
                 if not can_skip:
@@ -268,45 +280,22 @@ class PreferenceTrainer(Trainer):
             self.load_mmpo_state(resume_from_checkpoint)
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """The Trainer's save of the policy (``save_pretrained``: an adapter for LoRA),
+        from the scorer's state dict when the engine gathered one (FSDP, DeepSpeed)."""
+        if state_dict is not None:
+            prefix = "model."
+            state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        scorer, self.model = self.model, self.policy
+        try:
+            super()._save(output_dir, state_dict=state_dict)
+        finally:
+            self.model = scorer
 
-def split_logps(policy: torch.Tensor, reference: torch.Tensor | None, lengths: torch.Tensor, rows: int) -> LogProbs:
-    """Cut the (N,) sequence log-probs of a collated batch into the objective's fields."""
-    groups = policy.shape[0] // rows
-
-    def part(t, g):
-        return None if t is None or g >= groups else t[g * rows : (g + 1) * rows]
-
-    return LogProbs(
-        policy_chosen=part(policy, 0),
-        policy_rejected=part(policy, 1),
-        chosen_lengths=lengths[:rows],
-        reference_chosen=part(reference, 0),
-        reference_rejected=part(reference, 1),
-        policy_corrupted=part(policy, 2),
-        reference_corrupted=part(reference, 2),
-    )
-
-
-def average_gradients(model: nn.Module) -> None:
-    """All-reduce the trainable parameters' gradients to their mean over ranks, one flat
-    buffer per (device, dtype); a parameter without a gradient counts as zeros."""
-    import torch.distributed as dist
-
-    buckets: dict[tuple, list[nn.Parameter]] = defaultdict(list)
-    for param in model.parameters():
-        if param.requires_grad:
-            if param.grad is None:
-                param.grad = torch.zeros_like(param)
-            buckets[(param.grad.device, param.grad.dtype)].append(param)
-    world = dist.get_world_size()
-    for params in buckets.values():
-        flat = torch.cat([p.grad.reshape(-1) for p in params])
-        dist.all_reduce(flat)
-        flat /= world
-        offset = 0
-        for p in params:
-            p.grad.copy_(flat[offset : offset + p.grad.numel()].view_as(p.grad))
-            offset += p.grad.numel()
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        """Weights saved by :meth:`_save` go back into the policy; an engine's own sharded
+        checkpoint (FSDP) into the wrapped scorer it was saved from."""
+        super()._load_from_checkpoint(resume_from_checkpoint, self.policy if model is None else model)
 
 
 def _rng_state() -> tuple:

@@ -41,6 +41,11 @@ def test_checkpoint_problems_name_the_file(tmp_path):
     os.remove(os.path.join(missing, "scheduler.pt"))
     assert checkpoint_problem(missing) == f"{os.path.join(missing, 'scheduler.pt')} is missing"
     assert checkpoint_problem(missing, need_training_state=False) is None
+    fsdp = fake_checkpoint(str(tmp_path / "fsdp"))  # FSDP writes its optimizer state as optimizer.bin
+    os.rename(os.path.join(fsdp, "optimizer.pt"), os.path.join(fsdp, "optimizer.bin"))
+    assert checkpoint_problem(fsdp) is None
+    os.remove(os.path.join(fsdp, "optimizer.bin"))
+    assert checkpoint_problem(fsdp) == f"{os.path.join(fsdp, 'optimizer.pt')} is missing"
     assert "is incomplete" in checkpoint_problem(fake_checkpoint(str(tmp_path / "half"), complete=False))
 
 

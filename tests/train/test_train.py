@@ -82,16 +82,16 @@ def config(tiny_models, pref_file, out, **over):
 
 @pytest.mark.parametrize("share_images", [True, False])
 def test_policy_and_reference_see_the_same_corrupted_image(tiny_models, pref_file, tmp_path, monkeypatch, share_images):
-    import mmpo.train.trainer as trainer_module
+    import mmpo.train.scorer as scorer_module
 
     seen = []
-    real = trainer_module.sequence_logps
+    real = scorer_module.sequence_logps
 
     def spy(model, batch, **kw):
         seen.append((batch["pixel_values"].clone(), batch.get("image_sets")))
         return real(model, batch, **kw)
 
-    monkeypatch.setattr(trainer_module, "sequence_logps", spy)
+    monkeypatch.setattr(scorer_module, "sequence_logps", spy)
     train(config(tiny_models, pref_file, tmp_path / "o", objective="mdpo", share_images=share_images))
     assert len(seen) == 4  # 2 steps × (reference, policy)
     for (reference_pixels, _), (policy_pixels, sets) in (seen[0:2], seen[2:4]):
@@ -105,11 +105,11 @@ def test_policy_and_reference_see_the_same_corrupted_image(tiny_models, pref_fil
 
 
 def test_no_image_ablation_trains_without_pixels(tiny_models, pref_file, tmp_path, monkeypatch):
-    import mmpo.train.trainer as trainer_module
+    import mmpo.train.scorer as scorer_module
 
     seen = []
-    real = trainer_module.sequence_logps
-    monkeypatch.setattr(trainer_module, "sequence_logps", lambda m, b, **kw: (seen.append(dict(b)), real(m, b, **kw))[1])
+    real = scorer_module.sequence_logps
+    monkeypatch.setattr(scorer_module, "sequence_logps", lambda m, b, **kw: (seen.append(dict(b)), real(m, b, **kw))[1])
     train(config(tiny_models, pref_file, tmp_path / "o", objective="dpo", no_image=True))
     image_id = 4  # first special token after <pad> <s> </s> <unk>
     assert seen and all("pixel_values" not in b and not (b["input_ids"] == image_id).any() for b in seen)
@@ -218,10 +218,10 @@ def test_lean_lora_dropout_trains_like_peft(tiny_models, pref_file, tmp_path, ch
 def test_split_backward_replays_the_same_dropout(tiny_models, pref_file, tmp_path, monkeypatch):
     """The corrupted branch runs twice (for its value, then for its gradient); with LoRA
     dropout on, both runs must draw the same masks."""
-    import mmpo.train.trainer as trainer_module
+    import mmpo.train.scorer as scorer_module
 
     corrupted = []
-    real = trainer_module.sequence_logps
+    real = scorer_module.sequence_logps
 
     def spy(model, batch, **kw):
         out = real(model, batch, **kw)
@@ -229,7 +229,7 @@ def test_split_backward_replays_the_same_dropout(tiny_models, pref_file, tmp_pat
             corrupted.append(out[0].detach().clone())
         return out
 
-    monkeypatch.setattr(trainer_module, "sequence_logps", spy)
+    monkeypatch.setattr(scorer_module, "sequence_logps", spy)
     train(config(tiny_models, pref_file, tmp_path / "d", objective="mdpo", max_steps=2, lora_dropout=0.5,
                  gradient_accumulation_steps=1, warmup_steps=0, split_backward=True))
     assert len(corrupted) == 4  # 2 steps × (value, replay); from step 2 on the adapter is non-zero

@@ -57,7 +57,7 @@ def _per_sequence_grids(batch: dict[str, Any]) -> Tensor | None:
     grids = batch.get("image_grid_thw")
     if grids is None or "image_sets" not in batch:
         return grids
-    from mmpo.data.collate import image_set_bounds
+    from mmpo.data.batch import image_set_bounds
 
     bounds = image_set_bounds(batch["images_per_set"])
     return torch.cat([grids[bounds[s] : bounds[s + 1]] for s in batch["image_sets"].tolist()])
