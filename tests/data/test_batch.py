@@ -38,7 +38,8 @@ def test_reads_as_the_dict_of_model_inputs(llava, rows):
     shared = PreferenceCollator(processor, share_images=True)(rows)
     assert shared["vision_keys"] == ["pixel_values"] and "image_sets" in shared and "image_sets" not in plain
     assert shared["pixel_values"].shape[0] == 2 and shared.image_sets.tolist() == [0, 1, 0, 1]
-    assert dict(shared)["input_ids"] is shared.input_ids and shared.get("labels") is None and len(shared) == 9
+    assert dict(shared)["input_ids"] is shared.input_ids and shared.get("labels") is None and len(shared) == 10
+    assert shared["text_vision_keys"] == []  # LLaVA: the text model reads no vision input once handed features
     moved = shared.to("cpu")
     assert isinstance(moved, PreferenceBatch) and torch.equal(moved.vision["pixel_values"], shared["pixel_values"])
     assert moved.groups == shared.groups and torch.equal(moved.image_sets, shared.image_sets)
