@@ -33,7 +33,7 @@ def test_fingerprint_reads_the_files_once_per_process(tmp_path, monkeypatch):
     module = tmp_path / "mmpo_probe_module.py"
     module.write_text("X = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(pretrain, "weight_sources", lambda: ["mmpo_probe_module"])
+    monkeypatch.setattr(pretrain, "weight_sources", lambda root: ["mmpo_probe_module"])
     code_fingerprint.cache_clear()
     first = code_fingerprint()["mmpo_probe_module"]
     module.write_text("X = 2\n")
@@ -41,3 +41,15 @@ def test_fingerprint_reads_the_files_once_per_process(tmp_path, monkeypatch):
     code_fingerprint.cache_clear()
     assert code_fingerprint()["mmpo_probe_module"] != first  # a new process sees the edit
     code_fingerprint.cache_clear()
+
+
+def test_reasoner_key_follows_its_base_and_its_own_code():
+    """The reasoning SFT stage is a new model when its base model, its settings, or the code
+    of its own closure (which includes the pipeline's prompt in mmpo.pairs.cot_format) change."""
+    from mmpo.shapes.reasoning import ReasonerConfig
+
+    key = ReasonerConfig().key()
+    assert ReasonerConfig(base=PretrainConfig(seed=1)).key() != key
+    assert ReasonerConfig(steps=10).key() != key
+    assert "mmpo.pairs.cot_format" in weight_sources("mmpo.shapes.reasoning")
+    assert "mmpo.shapes.pretrain" in weight_sources("mmpo.shapes.reasoning")
