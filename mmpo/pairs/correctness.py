@@ -52,17 +52,20 @@ class CorrectnessConfig:
     max_new_tokens: int = field(default=2048, metadata={"help": "Tokens per sampled response (InternVL's default 2048: shorter cuts lose the final answer and turn into format negatives)."})
     batch_size: int = field(default=16, metadata={"help": "Sequences per generate call."})
     seed: int = field(default=0, metadata={"help": "Seeds sampling and the draw of pairs."})
+    instruction: str | None = field(default=None, metadata={"help": "Your own reasoning instruction, a template holding {question} (default: InternVL's for --style); the answer is still read by --style's rules."})
 
     def __post_init__(self) -> None:
         if self.style not in INSTRUCTIONS:
             raise ValueError(f"--style must be one of {sorted(INSTRUCTIONS)}, got {self.style!r}")
+        if self.instruction is not None and "{question}" not in self.instruction:
+            raise ValueError(f"--instruction must contain {{question}}, got {self.instruction!r}")
         if self.samples < 2 or self.max_pairs < 1:
             raise ValueError("need --samples >= 2 and --max_pairs >= 1")
         check_generation_options(self)
 
     def pair_prompt(self, question: str) -> str:
         """The prompt as the written pairs carry it (and the model is asked)."""
-        return cot_prompt(question, self.style)
+        return cot_prompt(question, self.style, self.instruction)
 
 
 @dataclass(frozen=True)

@@ -70,9 +70,10 @@ def strip_short_answer_suffix(question: str) -> str:
 IMAGE_PLACEHOLDER = "<image>"
 
 
-def cot_prompt(question: str, style: str) -> str:
+def cot_prompt(question: str, style: str, instruction: str | None = None) -> str:
     """The prompt asking for step-by-step reasoning: the question, its short-answer
-    suffix stripped, inside InternVL's instruction for ``style`` ("final" or "boxed").
+    suffix stripped, inside InternVL's instruction for ``style`` ("final" or "boxed"), or
+    inside ``instruction`` (a template with ``{question}``) for a model tuned on another.
     A lone ``<image>`` placeholder is taken out (``<image>\\n`` first), so the image goes
     where a single image goes, before the text, and not inside the instruction's
     "Question:" (InternVL moves it to the front); several placeholders stay where they are.
@@ -80,7 +81,7 @@ def cot_prompt(question: str, style: str) -> str:
     >>> cot_prompt("<image>\\nHow many circles?", "final").endswith("Question:\\n\\nHow many circles?")
     True
     """
-    prompt = INSTRUCTIONS[style].replace("{question}", strip_short_answer_suffix(question))
+    prompt = (instruction or INSTRUCTIONS[style]).replace("{question}", strip_short_answer_suffix(question))
     if prompt.count(IMAGE_PLACEHOLDER) == 1:
         prompt = prompt.replace(IMAGE_PLACEHOLDER + "\n", "").replace(IMAGE_PLACEHOLDER, "")
     return prompt

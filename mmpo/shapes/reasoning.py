@@ -3,8 +3,10 @@ arXiv 2411.10442: the correctness pipeline builds pairs for questions with a gro
 and MPO beats DPO + SFT on chain-of-thought reasoning).
 
 The question is a count conditioned on an attribute ("How many red shapes are there?"),
-asked with the correctness pipeline's own chain-of-thought instruction
-(:func:`mmpo.pairs.cot_format.cot_prompt`, InternVL's). A worked answer first describes the scene
+asked with a short chain-of-thought instruction (:data:`INSTRUCTION`, through the
+correctness pipeline's ``instruction`` option: InternVL's own is ~150 tokens under the tiny
+tokenizer, 8× the prompts the base model was pre-trained on, and a reasoner trained on it
+learned to answer "1" whatever the image); the answer is read by InternVL's rules. A worked answer first describes the scene
 (perception, where hallucinations happen), then counts, then states the answer::
 
     There is a red circle at the top left and a blue star in the middle.
@@ -43,7 +45,8 @@ from mmpo.shapes.pretrain import PretrainConfig, _cosine, cache_dir, code_finger
 from mmpo.shapes.tasks import reasoning_task
 from mmpo.shapes.world import Scene, caption, make_scene, render
 
-STYLE = "final"  # the correctness pipeline's "Final answer: …" instruction
+STYLE = "final"  # answers read as InternVL's "Final answer: .." format
+INSTRUCTION = "{question} Think step by step."
 MAX_NEW_TOKENS = 64  # a worked answer is ~35 tokens
 
 
@@ -58,7 +61,7 @@ def reasoning_question(scene: Scene, rng: random.Random) -> tuple[str, str, str]
     """(prompt with the chain-of-thought instruction, worked answer, ground truth)."""
     task = reasoning_task(scene, rng)
     color = task.prompt.removeprefix("How many ").split()[0]
-    return cot_prompt(task.prompt, STYLE), worked_answer(scene, color), task.answer
+    return cot_prompt(task.prompt, STYLE, INSTRUCTION), worked_answer(scene, color), task.answer
 
 
 @dataclass

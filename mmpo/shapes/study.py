@@ -223,12 +223,27 @@ def run_cell(config, b: int, k: int) -> dict:
         run[name], _ = evaluate(trained, processor, eval_scenes)
         print(f"base {b} seed {seed} {name:>17}: chair_i {run[name]['chair_i']:.3f} cover {run[name]['cover']:.3f}"
               f"  ({time.time() - started:.0f}s)", flush=True)
-    if REASONING_CONDITIONS:
-        run.update(reasoning_runs(config, pretrain, scenes, eval_scenes, os.path.join(config.out, "data", f"base{b}-seed{seed}-reasoning"),
-                                  os.path.join(config.out, "runs", f"base{b}-seed{seed}"), seed))
-        print(f"base {b} seed {seed} reasoning: " + ", ".join(
-            f"{name} {run[name]['reasoning_accuracy']:.3f}" for name in ["reasoner", *REASONING_CONDITIONS] if name in run)
-            + f"  ({run['reasoning_pairs']} pairs, {time.time() - started:.0f}s)", flush=True)
+    return run
+
+
+def run_reasoning_cell(config, b: int, k: int) -> dict:
+    """The reasoning table's part of run (b, k), on the same base model and training scenes
+    as :func:`run_cell` (a cell of its own, so the two parts resume independently)."""
+    from mmpo.demo import EVAL_SEED_OFFSET
+    from mmpo.shapes.pretrain import PretrainConfig
+    from mmpo.shapes.world import make_scene
+
+    started = time.time()
+    eval_scenes = [make_scene(EVAL_SEED_OFFSET + i, scene_id=f"eval{i}") for i in range(config.eval_scenes)]
+    pretrain = PretrainConfig(steps=config.pretrain_steps, seed=config.seed + b)
+    seed = config.seed + 100 * b + k
+    scenes = [make_scene(1_000_000 * (seed + 1) + i, scene_id=f"train{seed}-{i}", prior=pretrain.prior)
+              for i in range(config.train_scenes)]
+    run = reasoning_runs(config, pretrain, scenes, eval_scenes, os.path.join(config.out, "data", f"base{b}-seed{seed}-reasoning"),
+                         os.path.join(config.out, "runs", f"base{b}-seed{seed}"), seed)
+    print(f"base {b} seed {seed} reasoning: " + ", ".join(
+        f"{name} {run[name]['reasoning_accuracy']:.3f}" for name in ["reasoner", *REASONING_CONDITIONS] if name in run)
+        + f"  ({run['reasoning_pairs']} pairs, {time.time() - started:.0f}s)", flush=True)
     return run
 
 
@@ -242,7 +257,7 @@ def reasoning_runs(config, pretrain, scenes, eval_scenes, data_dir: str, runs_di
     from mmpo.demo import save_scenes, train_method
     from mmpo.model.load import load_model, load_processor
     from mmpo.pairs.correctness import CorrectnessConfig, correctness
-    from mmpo.shapes.reasoning import MAX_NEW_TOKENS, ReasonerConfig, evaluate_reasoning, question_rows, shapes_reasoner
+    from mmpo.shapes.reasoning import INSTRUCTION, MAX_NEW_TOKENS, ReasonerConfig, evaluate_reasoning, question_rows, shapes_reasoner
 
     reasoner_dir = shapes_reasoner(ReasonerConfig(base=pretrain, steps=max(1, config.pretrain_steps // 6), seed=pretrain.seed))
     processor = load_processor(reasoner_dir)
@@ -251,7 +266,8 @@ def reasoning_runs(config, pretrain, scenes, eval_scenes, data_dir: str, runs_di
     save_scenes(scenes, os.path.join(data_dir, "images"))
     pairs = os.path.join(data_dir, "correctness.jsonl")
     store = correctness(reasoner, processor, question_rows(scenes, seed, os.path.join(data_dir, "images")), pairs,
-                        CorrectnessConfig(samples=16, max_pairs=4, max_new_tokens=MAX_NEW_TOKENS, batch_size=32, seed=seed))
+                        CorrectnessConfig(samples=16, max_pairs=4, max_new_tokens=MAX_NEW_TOKENS, batch_size=32, seed=seed,
+                                          instruction=INSTRUCTION))
     out["reasoning_pairs"] = sum(d["pairs"] for d in store.done.values())
     if not out["reasoning_pairs"]:
         return out
@@ -263,8 +279,13 @@ def reasoning_runs(config, pretrain, scenes, eval_scenes, data_dir: str, runs_di
     return out
 
 
-def _cell_path(config, b: int, k: int) -> str:
-    return os.path.join(config.out, "cells", f"base{b}-pair{k}.json")
+def _cell_path(config, b: int, k: int, part: str = "") -> str:
+    return os.path.join(config.out, "cells", f"base{b}-pair{k}{part}.json")
+
+
+def _parts(config) -> dict[str, object]:
+    """Cell file suffix → the function that computes it."""
+    return {"": run_cell, **({"-reasoning": run_reasoning_cell} if REASONING_CONDITIONS else {})}
 
 
 def _work(config) -> None:
@@ -273,18 +294,19 @@ def _work(config) -> None:
     started again, reruns only the cells it had not finished."""
     torch.set_num_threads(1)  # as the demo: the same numbers on any machine
     os.makedirs(os.path.join(config.out, "cells"), exist_ok=True)
-    for b, k in cells(config):
-        path = _cell_path(config, b, k)
-        if os.path.exists(path):
-            continue
-        try:
-            os.close(os.open(path + ".lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            continue
-        try:
-            write_json_atomic(path, run_cell(config, b, k))
-        finally:
-            os.unlink(path + ".lock")
+    for part, compute in _parts(config).items():
+        for b, k in cells(config):
+            path = _cell_path(config, b, k, part)
+            if os.path.exists(path):
+                continue
+            try:
+                os.close(os.open(path + ".lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                continue
+            try:
+                write_json_atomic(path, compute(config, b, k))
+            finally:
+                os.unlink(path + ".lock")
 
 
 def run_study(config) -> dict:
@@ -308,10 +330,12 @@ def run_study(config) -> dict:
             process.start()
         for process in processes:
             process.join()
-    missing = [c for c in cells(config) if not os.path.exists(_cell_path(config, *c))]
+    missing = [(b, k, part) for part in _parts(config) for b, k in cells(config)
+               if not os.path.exists(_cell_path(config, b, k, part))]
     if missing:
         raise RuntimeError(f"study cells {missing} did not finish; run the same command again to resume them")
-    runs = [load_json(_cell_path(config, b, k)) for b, k in cells(config)]
+    runs = [{key: value for part in _parts(config) for key, value in load_json(_cell_path(config, b, k, part)).items()}
+            for b, k in cells(config)]
     summary = {"runs": runs, "config": asdict(config), "seconds": round(time.time() - started, 1)}
     write_json_atomic(os.path.join(config.out, "study.json"), summary)
     text = render_study(runs, {"base_seeds": config.base_seeds, "pair_seeds": config.pair_seeds})

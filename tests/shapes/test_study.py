@@ -55,7 +55,7 @@ def test_worked_answers_are_what_the_pipeline_scores():
                                            "square at the bottom right.\n2 of them are red.\nFinal answer: 2")
     assert worked_answer(scene, "blue").endswith(".\nNone of them is blue.\nFinal answer: 0")
     prompt, answer, truth = reasoning_question(scene, random.Random(0))
-    assert "How many " in prompt and "Final answer" in prompt
+    assert prompt.startswith("How many ") and prompt.endswith("Think step by step.")
     assert score_response(answer, truth) == (truth, True)
     from mmpo.pairs.cot_format import parse_response
     assert parse_response(answer, "final").answer == truth  # passes InternVL's format check: never a format negative
