@@ -66,10 +66,13 @@ def reasoning_question(scene: Scene, rng: random.Random) -> tuple[str, str, str]
 
 @dataclass
 class ReasonerConfig:
-    """The reasoning SFT stage on top of a base shapes VLM (~40 s on one core)."""
+    """The reasoning SFT stage on top of a base shapes VLM (~2 minutes on one core). At 250
+    steps it writes the right description and count line but answers "1" to everything
+    (the answer token is 1/40 of a sequence's loss); at 500 it answers 89 % of the
+    evaluation questions of base seed 0 right."""
 
     base: PretrainConfig = field(default_factory=PretrainConfig)
-    steps: int = 250
+    steps: int = 500
     batch_size: int = 32
     learning_rate: float = 3e-4
     reasoning_share: float = 0.5  # the rest of each batch: the base model's own tasks

@@ -259,7 +259,7 @@ def reasoning_runs(config, pretrain, scenes, eval_scenes, data_dir: str, runs_di
     from mmpo.pairs.correctness import CorrectnessConfig, correctness
     from mmpo.shapes.reasoning import INSTRUCTION, MAX_NEW_TOKENS, ReasonerConfig, evaluate_reasoning, question_rows, shapes_reasoner
 
-    reasoner_dir = shapes_reasoner(ReasonerConfig(base=pretrain, steps=max(1, config.pretrain_steps // 6), seed=pretrain.seed))
+    reasoner_dir = shapes_reasoner(ReasonerConfig(base=pretrain, steps=max(1, config.pretrain_steps // 3), seed=pretrain.seed))
     processor = load_processor(reasoner_dir)
     reasoner = load_model(reasoner_dir, dtype=torch.float32).eval()
     out = {"reasoner": evaluate_reasoning(reasoner, processor, eval_scenes)}
