@@ -101,3 +101,16 @@ def test_boxed_answer_is_read(text, answer):
 def test_docstring_examples():
     result = doctest.testmod(cot_format)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_own_instruction_replaces_internvls_wording():
+    import pytest as _pytest
+
+    from mmpo.pairs.correctness import CorrectnessConfig
+
+    config = CorrectnessConfig(instruction="{question} Think step by step.")
+    assert config.pair_prompt("How many circles? Answer the question using a single word or phrase.") == \
+        "How many circles? Think step by step."  # the short-answer suffix is still stripped
+    assert CorrectnessConfig().pair_prompt("How many circles?").endswith("Question:\n\nHow many circles?")
+    with _pytest.raises(ValueError, match="--instruction must contain"):
+        CorrectnessConfig(instruction="no placeholder")
