@@ -175,18 +175,25 @@ def pretrain(config: PretrainConfig, out_dir: str, log=print) -> str:
             rows, answers = zip(*(training_example(step * config.batch_size + i, config, rng, max_objects)
                                   for i in range(config.batch_size)))
             batch = collator.responses(list(rows), list(answers))
-        logps, lengths = sequence_logps(model, batch)
-        loss = sft(logps, lengths).mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss = sft_step(model, batch, optimizer, schedule)
         if step % 50 == 0 or step == config.steps - 1:
             log(f"pretrain step {step:4d}/{config.steps}  loss {loss.item():.3f}  {time.time() - start:.0f}s")
     model.eval()
     model.save_pretrained(out_dir)
     return out_dir
+
+
+def sft_step(model, batch, optimizer, schedule) -> torch.Tensor:
+    """One SFT update on ``batch`` (mean per-token NLL of its responses, gradients clipped to
+    norm 1; parameters without a gradient are left out); returns the loss."""
+    logps, lengths = sequence_logps(model, batch)
+    loss = sft(logps, lengths).mean()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    schedule.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss
 
 
 def _cosine(step: int, total: int) -> float:
@@ -196,13 +203,19 @@ def _cosine(step: int, total: int) -> float:
 def shapes_vlm(config: PretrainConfig | None = None, log=print) -> str:
     """Path of the pretrained shapes VLM, training it first if it is not cached."""
     config = config or PretrainConfig()
-    path = os.path.join(cache_dir(), f"shapes-vlm-{config.key()}")
+    return cached_model(f"shapes-vlm-{config.key()}", lambda out: pretrain(config, out, log))
+
+
+def cached_model(name: str, build) -> str:
+    """``$MMPO_CACHE/name``, built first by ``build(folder)`` if it is not there; the folder
+    is written under a temporary name and renamed, so a half-trained model is never cached."""
+    path = os.path.join(cache_dir(), name)
     if os.path.isfile(os.path.join(path, "model.safetensors")):
         return path
     tmp = path + f".tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    pretrain(config, tmp, log)
+    build(tmp)
     if os.path.isdir(path):
         shutil.rmtree(path)
-    os.replace(tmp, path)  # atomic: a half-trained model is never cached
+    os.replace(tmp, path)
     return path

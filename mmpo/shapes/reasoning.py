@@ -36,12 +36,11 @@ from mmpo.data.collate import PreferenceCollator
 from mmpo.data.schema import PreferenceExample
 from mmpo.eval.benchmarks.shapes_chair import chair
 from mmpo.eval.metrics.qa import qa_scores, score_response
-from mmpo.losses import sft
 from mmpo.model.load import load_model, load_processor
-from mmpo.model.logps import sequence_logps
 from mmpo.pairs.cot_format import cot_prompt
 from mmpo.pairs.generate import GenerationConfig, GenerationRequest, generate
-from mmpo.shapes.pretrain import PretrainConfig, _cosine, cache_dir, code_fingerprint, shapes_vlm, training_example
+from mmpo.shapes.pretrain import (PretrainConfig, _cosine, cached_model, code_fingerprint, sft_step, shapes_vlm,
+                                  training_example)
 from mmpo.shapes.tasks import reasoning_task
 from mmpo.shapes.world import Scene, caption, make_scene, render
 
@@ -107,13 +106,7 @@ def train_reasoner(config: ReasonerConfig, base_dir: str, out_dir: str, log=prin
     model.train()
     for step in range(config.steps):
         rows, answers = zip(*(_example(step * config.batch_size + i, config, rng) for i in range(config.batch_size)))
-        logps, lengths = sequence_logps(model, collator.responses(list(rows), list(answers)))
-        loss = sft(logps, lengths).mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss = sft_step(model, collator.responses(list(rows), list(answers)), optimizer, schedule)
         if step % 50 == 0 or step == config.steps - 1:
             log(f"reasoner step {step:4d}/{config.steps}  loss {loss.item():.3f}")
     model.eval()
@@ -123,17 +116,8 @@ def train_reasoner(config: ReasonerConfig, base_dir: str, out_dir: str, log=prin
 
 def shapes_reasoner(config: ReasonerConfig, log=print) -> str:
     """Path of the reasoner for ``config`` (its base model first, each cached)."""
-    path = os.path.join(cache_dir(), f"shapes-reasoner-{config.key()}")
-    if os.path.isfile(os.path.join(path, "model.safetensors")):
-        return path
-    base_dir = shapes_vlm(config.base, log)
-    tmp = path + f".tmp{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    train_reasoner(config, base_dir, tmp, log)
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    os.replace(tmp, path)  # atomic: a half-trained model is never cached
-    return path
+    return cached_model(f"shapes-reasoner-{config.key()}",
+                        lambda out: train_reasoner(config, shapes_vlm(config.base, log), out, log))
 
 
 def question_rows(scenes: list[Scene], seed: int, image_dir: str) -> list:
